@@ -1,0 +1,110 @@
+// A LLaMA-family decoder (RMSNorm, rotary embeddings, SwiGLU MLP, grouped-query attention, KV cache)
+// written with LibTorch's ATen API, loaded from a Hugging Face checkpoint folder.
+//
+// Besides plain forward passes it exposes what knowledge editing needs: the input a(x) of one layer's MLP
+// down-projection, and a way to run the rest of the network from there with a replacement
+// down-projection weight, so that an edit trains only layers L..end (the frozen prefix is run once).
+//
+// Thread-safety: immutable after Load. Every const method may be called from many threads at once;
+// a KvCache belongs to one caller. Methods other than Load may throw c10::Error on bad tensors; the
+// callers in core/ (the Editor) catch it at their boundary.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/model/model_config.h"
+#include "core/model/tokenizer.h"
+
+namespace moke {
+
+struct LoadOptions {
+  std::string dir;              // checkpoint folder: config.json, *.safetensors, tokenizer.model
+  std::string device = "cpu";   // "cpu" or "cuda" / "cuda:N"
+  std::string dtype = "auto";   // "auto" (fp32 on CPU, bf16 on CUDA), "float32", "bfloat16", "float16"
+  // Refuse to load when the weights need more than this many bytes; 0 reads the free memory of the
+  // device (MemAvailable on CPU).
+  int64_t memory_limit_bytes = 0;
+};
+
+struct LoadStats {
+  double seconds = 0;
+  int64_t weight_bytes = 0;    // bytes of weights held by the model
+  int64_t resident_bytes = 0;  // process resident set after loading (CPU)
+  int num_shards = 0;
+};
+
+// Per-request attention cache: one [B, n_kv_heads, S, head_dim] pair per layer.
+struct KvCache {
+  std::vector<at::Tensor> k, v;
+  int64_t length = 0;
+};
+
+// Replaces one layer's MLP down-projection weight [d_model, d_ff] for a forward pass.
+struct DownOverride {
+  int64_t layer = -1;
+  at::Tensor weight;
+};
+
+class LlamaModel {
+ public:
+  static absl::StatusOr<std::unique_ptr<LlamaModel>> Load(const LoadOptions& options);
+  ~LlamaModel();
+
+  const ModelConfig& config() const { return config_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  const LoadStats& load_stats() const { return stats_; }
+  c10::Device device() const;
+  c10::ScalarType dtype() const;
+  // Options (device, int64) for token id tensors.
+  at::TensorOptions id_options() const;
+
+  // BOS followed by the tokens of `text`.
+  std::vector<int64_t> EncodePrompt(const std::string& text) const;
+  // Tokens of `text` as a continuation (SentencePiece dummy prefix, no BOS).
+  std::vector<int64_t> EncodeContinuation(const std::string& text) const;
+  std::string Decode(const std::vector<int64_t>& ids) const;
+
+  // ids [B, T] int64 -> logits [B, T, V] float32. With a cache, positions continue from cache->length
+  // and the cache grows by T. Right padding needs no mask: attention is causal.
+  at::Tensor Forward(const at::Tensor& ids, KvCache* cache = nullptr, const DownOverride* override = nullptr) const;
+
+  // The frozen prefix of an edit: layers 0..layer-1 in full, then layer `layer` up to its down-projection.
+  struct Split {
+    at::Tensor h_mid;  // [B, T, d_model] residual stream after layer `layer`'s attention
+    at::Tensor a;      // [B, T, d_ff]    input of layer `layer`'s down-projection
+  };
+  Split RunToDownProj(const at::Tensor& ids, int64_t layer) const;  // runs without autograd
+  // Logits [B, T, V] float32 from a Split, using `down_weight` [d_model, d_ff] for layer `layer`.
+  // Differentiable with respect to `down_weight`.
+  at::Tensor RunFromDownProj(const Split& split, int64_t layer, const at::Tensor& down_weight) const;
+
+  // Layer `layer`'s original down-projection weight [d_model, d_ff].
+  const at::Tensor& down_weight(int64_t layer) const;
+
+  // Greedy decoding of up to `max_new_tokens` after `prompt_ids`; stops at EOS or BOS.
+  // use_cache=false recomputes the whole sequence each step (for the benchmark).
+  std::vector<int64_t> Generate(const std::vector<int64_t>& prompt_ids, int max_new_tokens,
+                                const DownOverride* override = nullptr, bool use_cache = true) const;
+
+ private:
+  struct Layer;
+  LlamaModel();
+  at::Tensor Embed(const at::Tensor& ids) const;
+  at::Tensor Attention(const at::Tensor& h, int64_t layer, KvCache* cache, int64_t pos0) const;
+  at::Tensor MlpInput(const at::Tensor& h_mid, int64_t layer) const;
+  at::Tensor Head(const at::Tensor& h) const;
+
+  ModelConfig config_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::vector<Layer> layers_;
+  at::Tensor embed_, norm_, lm_head_, rope_cos_, rope_sin_;
+  LoadStats stats_;
+};
+
+}  // namespace moke
