@@ -1,0 +1,127 @@
+// The knowledge editor: owns the model, the expert bank (MoKE or WISE), the router and the replay buffer;
+// applies one edit at a time and publishes an immutable, versioned KnowledgeView for answering.
+//
+// Thread-safety: ApplyEdit, RestoreSnapshot and Rollback must be called from one thread at a time (the
+// editor thread). Current(), Validate*() and everything on a KnowledgeView are safe from any thread:
+// a view never changes after it is published. No exception leaves this class.
+//
+// This header uses only the standard library and Abseil, so server/ can include it without LibTorch.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/editor/editor_options.h"
+
+namespace moke {
+
+struct EditRequest {
+  std::string question;
+  std::string answer;
+};
+
+struct EditResult {
+  uint64_t version = 0;  // the version that contains this edit
+  int expert = -1;
+  bool new_concept = false;
+  int iterations = 0;
+  double loss = 0;
+  double seconds = 0;
+};
+
+// How a prompt was routed.
+struct Route {
+  int expert = -1;                   // -1: the original weights
+  std::vector<double> deltas;        // Delta_i(x) per expert (or memory for WISE)
+  std::vector<double> router_probs;  // empty for WISE
+  double threshold = 0;
+};
+
+struct AskResult {
+  std::string answer;
+  std::vector<int64_t> tokens;
+  uint64_t version = 0;
+  Route route;
+};
+
+struct ScoreResult {
+  double token_accuracy = 0;
+  double log_prob = 0;
+  std::vector<int64_t> answer_tokens;
+  std::vector<int64_t> argmax_tokens;
+  uint64_t version = 0;
+  Route route;
+};
+
+struct EditorStats {
+  uint64_t version = 0;
+  uint64_t edits_applied = 0;
+  int num_experts = 0;
+  int edit_layer = 0;
+  int replay_size = 0;
+  std::map<std::string, int64_t> memory_bytes;  // "model", "experts", "experts_emr", "router", ...
+};
+
+class KnowledgeState;  // defined in knowledge_state.h (needs LibTorch)
+
+// An immutable published version of the edited knowledge.
+class KnowledgeView {
+ public:
+  explicit KnowledgeView(std::shared_ptr<const KnowledgeState> state);
+  uint64_t version() const;
+  // Greedy answer; the route is chosen once from the question and kept for every generated token.
+  absl::StatusOr<AskResult> Ask(const std::string& question, int max_new_tokens,
+                                std::optional<Routing> routing = std::nullopt) const;
+  // Teacher-forced token accuracy and log-probability of `answer` after `prompt`. original=true scores
+  // with the unedited weights.
+  absl::StatusOr<ScoreResult> Score(const std::string& prompt, const std::string& answer,
+                                    std::optional<Routing> routing = std::nullopt, bool original = false) const;
+  // Route only (no generation).
+  absl::StatusOr<Route> RouteOf(const std::string& question, std::optional<Routing> routing = std::nullopt) const;
+  const KnowledgeState& state() const { return *state_; }
+
+ private:
+  std::shared_ptr<const KnowledgeState> state_;
+};
+
+class Editor {
+ public:
+  // Loads the model and builds the unedited version 0. Errors name the setting or the file.
+  static absl::StatusOr<std::unique_ptr<Editor>> Create(const EditorOptions& options);
+  ~Editor();
+
+  const EditorOptions& options() const;
+  // Checks an edit without changing anything (empty text, non-UTF-8, too many answer tokens, question
+  // past the context window). Thread-safe.
+  absl::Status ValidateEdit(const EditRequest& edit) const;
+  // Applies one edit and publishes a new version. On error nothing is published and the state is as before.
+  absl::StatusOr<EditResult> ApplyEdit(const EditRequest& edit);
+
+  // The latest published version (cheap: a shared pointer copy).
+  std::shared_ptr<const KnowledgeView> Current() const;
+  EditorStats Stats() const;
+
+  // Writes the current state (experts or their EMR form, masks, router, thresholds, replay buffer, edit
+  // history, RNG state) atomically to `path` (temp file, fsync, rename), with a checksum.
+  absl::Status SaveSnapshot(const std::string& path) const;
+  // Replaces the state with a snapshot and publishes it. A corrupt or mismatched snapshot is refused
+  // (DATA_LOSS / FAILED_PRECONDITION) and the state is unchanged.
+  absl::Status RestoreSnapshot(const std::string& path);
+  // Reads only a snapshot's version (for listing); verifies the checksum.
+  static absl::StatusOr<uint64_t> SnapshotVersion(const std::string& path);
+
+ private:
+  class Impl;
+  explicit Editor(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// True when `s` is valid UTF-8.
+bool IsValidUtf8(const std::string& s);
+
+}  // namespace moke

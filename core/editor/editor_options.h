@@ -1,0 +1,69 @@
+// Settings of the model and of the knowledge editor (the config file's content). Defaults are the
+// values that work on the shared small model (REFERENCE section 10); LLaMA-2 values are in the README.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+
+namespace moke {
+
+enum class EditMethod { kMoke, kWise };
+enum class Routing { kRouter, kActivation, kActivationRouter };
+
+const char* EditMethodName(EditMethod m);
+const char* RoutingName(Routing r);
+absl::Status ParseEditMethod(const std::string& s, EditMethod* out);
+absl::Status ParseRouting(const std::string& s, Routing* out);
+
+struct EditorOptions {
+  // Model.
+  std::string model_dir;
+  std::string device = "cpu";
+  std::string dtype = "auto";
+  int threads = 0;  // 0 = all hardware threads
+
+  // Method.
+  EditMethod method = EditMethod::kMoke;
+  int64_t edit_layer = -1;  // -1: round(0.8 * n_layers) - 1 (3 for the 5-layer small model, 25 for 32 layers)
+  int num_experts = 3;
+  double mask_ratio = 0.3;
+  bool disjoint_masks = true;
+  double select_eps = 0.35;            // Eq. 3
+  bool activation_selection = true;    // off: every edit goes to a random expert (ablation)
+  double lr = 0.1;                     // SGD on the expert
+  int max_iterations = 70;
+  double clamp = 1.0;                  // |W_i - W_org| <= clamp
+  double stop_loss = 0.02;
+  double stop_delta = 1e-4;
+  double alpha = 0.75, beta = 3.0, gamma = 1.5;  // Eq. 5-6 margins
+  bool margin_loss = true;
+  bool memory_loss = true;
+  int replay_capacity = 50;
+  bool augment = true;                 // self-generated prefixes + subject noise
+  int num_prefixes = 10;
+  // Answering.
+  Routing routing = Routing::kActivationRouter;
+  double router_weight = 0.5;          // weight of the router probabilities in act+router ranking
+  double threshold_factor = 0.88;      // gate: beta' = factor x min in-scope Delta seen in training
+  int router_steps = 20;
+  double router_lr = 1e-2;
+  bool use_emr = true;                 // serve and store EMR-merged experts
+  // WISE.
+  double wise_mask_ratio = 0.2;
+  int wise_save_freq = 500;
+  // Speed.
+  bool frozen_prefix = true;           // run layers below the edit layer once per edit
+  // Limits.
+  int max_answer_tokens = 32;
+  int max_new_tokens = 32;
+  uint64_t seed = 42;
+};
+
+// Reads a JSON config file; every key is optional and unknown keys are errors naming the key.
+absl::Status LoadEditorOptions(const std::string& path, EditorOptions* options);
+// Checks ranges; the message names the setting.
+absl::Status ValidateEditorOptions(const EditorOptions& options);
+
+}  // namespace moke
