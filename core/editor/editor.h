@@ -23,6 +23,8 @@ namespace moke {
 struct EditRequest {
   std::string question;
   std::string answer;
+  // Optional prompts unrelated to this edit (the paper's x_o). Kept in a bounded pool for later edits.
+  std::vector<std::string> unrelated;
 };
 
 struct EditResult {

@@ -11,11 +11,17 @@ namespace moke {
 
 enum class EditMethod { kMoke, kWise };
 enum class Routing { kRouter, kActivation, kActivationRouter };
+// How Ask decides "is this edited knowledge, and which expert":
+// kThreshold: the paper's gate (max Delta_i over per-expert thresholds, then the routing mode);
+// kNearest: nearest held edit by activation fingerprint (cosine of mean-pooled a(x)), beyond the paper.
+enum class ScopeGate { kThreshold, kNearest };
 
 const char* EditMethodName(EditMethod m);
 const char* RoutingName(Routing r);
 absl::Status ParseEditMethod(const std::string& s, EditMethod* out);
 absl::Status ParseRouting(const std::string& s, Routing* out);
+const char* ScopeGateName(ScopeGate g);
+absl::Status ParseScopeGate(const std::string& s, ScopeGate* out);
 
 struct EditorOptions {
   // Model.
@@ -50,6 +56,10 @@ struct EditorOptions {
   int router_steps = 20;
   double router_lr = 1e-2;
   bool use_emr = true;                 // serve and store EMR-merged experts
+  // Beyond the paper (issue 9). Paper behaviour: retention = 0, scope_gate = kThreshold.
+  int retention = 0;                   // earlier edits of the same expert rehearsed per edit step
+  ScopeGate scope_gate = ScopeGate::kThreshold;
+  double nearest_min_cosine = 0.0;     // kNearest: 0 = calibrate from held edits and unrelated prompts
   // WISE.
   double wise_mask_ratio = 0.2;
   int wise_save_freq = 500;

@@ -1,0 +1,101 @@
+#include "core/storage/snapshot_store.h"
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <filesystem>
+#include <system_error>
+
+#include "absl/strings/str_cat.h"
+
+namespace moke::storage {
+
+namespace fs = std::filesystem;
+
+absl::StatusOr<SnapshotStore> SnapshotStore::Open(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat("create snapshot directory ", dir, ": ", ec.message()));
+  return SnapshotStore(dir);
+}
+
+std::string SnapshotStore::NameFor(uint64_t version) { return absl::StrCat("snap-", version, ".bin"); }
+
+bool SnapshotStore::IsValidName(const std::string& name, uint64_t* version) {
+  constexpr std::string_view kPrefix = "snap-", kSuffix = ".bin";
+  if (name.size() <= kPrefix.size() + kSuffix.size() || name.size() > 40) return false;
+  if (name.compare(0, kPrefix.size(), kPrefix) != 0) return false;
+  if (name.compare(name.size() - kSuffix.size(), kSuffix.size(), kSuffix) != 0) return false;
+  const char* b = name.data() + kPrefix.size();
+  const char* e = name.data() + name.size() - kSuffix.size();
+  uint64_t v = 0;
+  auto [p, err] = std::from_chars(b, e, v);
+  if (err != std::errc() || p != e) return false;
+  if (NameFor(v) != name) return false;  // no leading zeros or signs
+  if (version) *version = v;
+  return true;
+}
+
+absl::StatusOr<SnapshotFile> SnapshotStore::Stat(const std::string& name) const {
+  SnapshotFile f;
+  if (!IsValidName(name, &f.version)) return absl::InvalidArgumentError(absl::StrCat("bad snapshot name '", name, "'"));
+  f.name = name;
+  f.path = PathOf(name);
+  std::error_code ec;
+  auto size = fs::file_size(f.path, ec);
+  if (ec) return absl::NotFoundError(absl::StrCat("snapshot ", name, " not found"));
+  f.bytes = static_cast<int64_t>(size);
+  auto mtime = fs::last_write_time(f.path, ec);
+  if (!ec) {
+    auto sys = std::chrono::clock_cast<std::chrono::system_clock>(mtime);
+    f.unix_micros = std::chrono::duration_cast<std::chrono::microseconds>(sys.time_since_epoch()).count();
+  }
+  return f;
+}
+
+std::vector<SnapshotFile> SnapshotStore::List() const {
+  std::vector<SnapshotFile> out;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir_, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!IsValidName(name)) continue;
+    absl::StatusOr<SnapshotFile> f = Stat(name);
+    if (f.ok()) out.push_back(*std::move(f));
+  }
+  std::sort(out.begin(), out.end(), [](const SnapshotFile& a, const SnapshotFile& b) { return a.version < b.version; });
+  return out;
+}
+
+absl::StatusOr<RecoveryPlan> PlanRecovery(const std::vector<LogRecord>& records) {
+  RecoveryPlan plan;
+  for (const LogRecord& r : records) {
+    switch (r.type) {
+      case LogRecordType::kRestore:
+        plan = RecoveryPlan{};
+        plan.base_snapshot = r.snapshot;
+        plan.base_version = r.version;
+        break;
+      case LogRecordType::kSnapshot: {
+        const uint64_t expected = plan.base_version + plan.edits.size();
+        if (r.version != expected) {
+          return absl::DataLossError(absl::StrCat("edit log: snapshot record ", r.snapshot, " has version ", r.version,
+                                                  " where ", expected, " was expected"));
+        }
+        plan.checkpoints.push_back({r.snapshot, r.version, plan.edits.size()});
+        break;
+      }
+      case LogRecordType::kEdit: {
+        const uint64_t expected = plan.base_version + plan.edits.size() + 1;
+        if (r.version != expected) {
+          return absl::DataLossError(absl::StrCat("edit log: edit ", r.edit_id, " has version ", r.version, " where ",
+                                                  expected, " was expected"));
+        }
+        plan.edits.push_back(r);
+        break;
+      }
+    }
+  }
+  return plan;
+}
+
+}  // namespace moke::storage
