@@ -152,11 +152,15 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Load(const LoadOptions& 
   }
 
   std::map<std::string, std::unique_ptr<SafetensorsFile>> shards;
-  auto open_shard = [&](const std::string& file) -> absl::StatusOr<SafetensorsFile*> {
+  // `tensor` is the first tensor wanted from `file`, named in the error when the shard is missing.
+  auto open_shard = [&](const std::string& file, const std::string& tensor) -> absl::StatusOr<SafetensorsFile*> {
     auto it = shards.find(file);
     if (it != shards.end()) return it->second.get();
     const fs::path p = dir / file;
-    if (!fs::exists(p)) return absl::NotFoundError(absl::StrCat(p.string(), ": shard named in the index is missing"));
+    if (!fs::exists(p)) {
+      return absl::NotFoundError(
+          absl::StrCat(p.string(), ": shard named in the index (for tensor \"", tensor, "\") is missing"));
+    }
     MOKE_ASSIGN_OR_RETURN(auto f, SafetensorsFile::Open(p.string()));
     SafetensorsFile* raw = f.get();
     shards.emplace(file, std::move(f));
@@ -174,7 +178,7 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Load(const LoadOptions& 
       }
       file = it->second;
     }
-    MOKE_ASSIGN_OR_RETURN(SafetensorsFile * f, open_shard(file));
+    MOKE_ASSIGN_OR_RETURN(SafetensorsFile * f, open_shard(file, name));
     auto it = f->tensors().find(name);
     if (it == f->tensors().end()) return absl::NotFoundError(absl::StrCat(f->path(), ": missing tensor \"", name, "\""));
     const TensorInfo& info = it->second;

@@ -137,11 +137,14 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Parse(const ui
     auto dtype = ParseDType(dt->get<std::string>());
     if (!dtype.ok()) return bad(std::string(dtype.status().message()));
     info.dtype = *dtype;
+    // Every dimension, the element count and the byte count must fit in int64 (TensorInfo::shape,
+    // NumElements()) for the widest dtype (8 bytes), or the count can wrap around to match a small range.
+    constexpr uint64_t kMaxElems = static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) / 8;
     uint64_t elems = 1;
     for (const auto& d : *sh) {
       if (!d.is_number_unsigned()) return bad("shape entries must be non-negative integers");
       const uint64_t dim = d.get<uint64_t>();
-      if (dim != 0 && elems > std::numeric_limits<uint64_t>::max() / 4 / dim) return bad("shape overflows");
+      if (dim > kMaxElems || (dim != 0 && elems > kMaxElems / dim)) return bad("shape overflows");
       elems *= dim;
       info.shape.push_back(static_cast<int64_t>(dim));
     }

@@ -1,0 +1,82 @@
+// EasyEdit-protocol metrics computed from Score/Ask results (no gRPC here, so they are testable on
+// hand-made responses). See REFERENCE section 8 and docs/benchmarks.md.
+//
+//   Rel.  teacher-forced token accuracy of the final answer after the question;
+//   Gen.  the same after the rephrased question;
+//   Loc.  fraction of the locality answer's positions whose argmax equals the unedited model's argmax;
+//   Route the question routes to the expert that learned its final edit, and the locality prompt routes
+//         to -1 (the original weights);
+//   EM    the greedy answer, normalized (NormalizeAnswer), equals the normalized final answer.
+// Pure functions; thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace moke::bench {
+
+// What the metrics need from one ScoreResponse.
+struct ScoreSample {
+  double token_accuracy = 0;            // as reported by the server
+  std::vector<int64_t> answer_tokens;   // the teacher-forced answer tokens
+  std::vector<int64_t> argmax_tokens;   // argmax at each answer position (same length)
+  int route_expert = -1;                // -1: the original weights
+};
+
+// Fraction of answer positions whose argmax equals the answer token. Uses the token lists when they are
+// present and aligned; otherwise the server's token_accuracy.
+double TokenAccuracy(const ScoreSample& score);
+
+// Fraction of positions where `now` equals `original` (the unedited model's argmax on the same prompt and
+// answer). INVALID_ARGUMENT when the lengths differ (the prompt was tokenized differently) or are empty.
+absl::StatusOr<double> LocalityAgreement(const std::vector<int64_t>& now, const std::vector<int64_t>& original);
+
+// NormalizeAnswer(generated) == NormalizeAnswer(expected).
+bool ExactMatch(const std::string& generated, const std::string& expected);
+
+// The evaluation of one question (its final answer).
+struct QuestionEval {
+  std::string qid;
+  std::string answer;                  // the final answer evaluated
+  double rel = 0;
+  std::optional<double> gen;           // absent: no rephrase
+  std::optional<double> loc;           // absent: no locality prompt
+  int expected_expert = -1;            // EditFactResponse.expert of the final edit
+  int routed_expert = -1;              // route of the question
+  std::optional<int> loc_routed_expert;
+  std::optional<bool> em;              // absent: not evaluated
+  std::string generated;
+};
+
+struct Summary {
+  int questions = 0;
+  int gen_count = 0, loc_count = 0, em_count = 0;
+  double rel = 0;                      // mean over questions
+  std::optional<double> gen, loc, em;  // means over the questions that have them
+  double route_question = 0;           // fraction of questions routed to their expected expert
+  std::optional<double> route_loc;     // fraction of loc prompts routed to -1
+  double route = 0;                    // both together: hits / (questions + loc prompts)
+};
+
+Summary Summarize(const std::vector<QuestionEval>& evals);
+
+// Percentile by linear interpolation between closest ranks (numpy's default); q in [0, 100].
+// 0 for an empty input.
+double Percentile(std::vector<double> values, double q);
+
+struct LatencySummary {
+  int count = 0;
+  double mean = 0, median = 0, p95 = 0, p99 = 0, min = 0, max = 0;
+  std::optional<double> at_10;  // the 10th value (1-based), when there are >= 10
+  std::optional<double> last;
+  double total = 0;
+};
+
+// `seconds` in the order the operations happened.
+LatencySummary SummarizeLatency(const std::vector<double>& seconds);
+
+}  // namespace moke::bench

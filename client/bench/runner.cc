@@ -1,0 +1,494 @@
+#include "client/bench/runner.h"
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "client/bench/bench_client.h"
+#include "client/bench/metrics.h"
+#include "client/bench/plot.h"
+#include "client/bench/progress.h"
+#include "client/bench/stream.h"
+#include "nlohmann/json.hpp"
+
+namespace moke::bench {
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+struct EditRow {
+  int64_t step = 0;
+  std::string qid;
+  int expert = -1;
+  double latency_s = 0;
+  bool new_concept = false;
+  uint64_t version = 0;
+  uint64_t edit_id = 0;
+  bool final = false;
+  bool duplicate = false;
+  int iterations = 0;
+  double loss = 0;
+  double apply_s = 0;
+  int attempts = 1;
+};
+
+struct Baseline {
+  std::optional<std::vector<int64_t>> loc_argmax;
+  double unedited_rel = 0;
+};
+
+// What to evaluate for one question: its edit (prompts) and the answer/expert expected now.
+struct EvalTarget {
+  const StreamEdit* edit = nullptr;
+  std::string answer;
+  int expected_expert = -1;
+};
+
+struct CurvePoint {
+  int64_t edits = 0;
+  Summary summary;
+};
+
+std::string CsvField(const std::string& s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out.push_back('"');
+    out.push_back(c);
+  }
+  out.push_back('"');
+  return out;
+}
+
+json Opt(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
+
+json SummaryJson(const Summary& s) {
+  return json{{"rel", s.rel},
+              {"gen", Opt(s.gen)},
+              {"loc", Opt(s.loc)},
+              {"route", s.route},
+              {"route_question", s.route_question},
+              {"route_loc", Opt(s.route_loc)},
+              {"em", Opt(s.em)},
+              {"questions", s.questions},
+              {"gen_count", s.gen_count},
+              {"loc_count", s.loc_count},
+              {"em_count", s.em_count}};
+}
+
+std::string RoutingName(moke::v1::RoutingMode mode) {
+  switch (mode) {
+    case moke::v1::ROUTING_ROUTER: return "router";
+    case moke::v1::ROUTING_ACTIVATION: return "activation";
+    case moke::v1::ROUTING_ACTIVATION_ROUTER: return "activation_router";
+    default: return "default";
+  }
+}
+
+std::string Fmt(const std::optional<double>& v) { return v ? absl::StrFormat("%.2f", *v) : "n/a"; }
+
+class BenchRun {
+ public:
+  explicit BenchRun(const RunOptions& options) : opt_(options) {}
+
+  absl::Status Run() {
+    // 1. The whole stream is read and checked before anything is sent.
+    auto stream = ReadStreamFile(opt_.stream_path);
+    if (!stream.ok()) return stream.status();
+    stream_ = *std::move(stream);
+    if (!opt_.name.empty()) stream_.name = opt_.name;
+    questions_ = StreamQuestions(stream_);
+
+    std::error_code ec;
+    std::filesystem::create_directories(opt_.out_dir, ec);
+    if (ec) return absl::PermissionDeniedError(absl::StrCat("cannot create --out ", opt_.out_dir, ": ", ec.message()));
+    csv_path_ = (std::filesystem::path(opt_.out_dir) / "per_edit.csv").string();
+    results_path_ = (std::filesystem::path(opt_.out_dir) / "results.json").string();
+    csv_.open(csv_path_, std::ios::trunc);
+    if (!csv_) return absl::PermissionDeniedError(absl::StrCat("cannot write ", csv_path_));
+    csv_ << "step,qid,expert,latency_s,new_concept,version,edit_id,final,duplicate,iterations,loss,apply_s,attempts\n";
+    csv_.flush();
+
+    absl::Status status = RunPhases();
+    if (!status.ok()) {
+      error_ = std::string(status.message());
+      if (auto w = WriteResults(false); !w.ok()) std::cerr << "moke-bench: warning: " << w.message() << "\n";
+      std::cerr << "moke-bench: partial results (" << rows_.size() << " of " << stream_.edits.size()
+                << " edits) written to " << opt_.out_dir << "\n";
+      return status;
+    }
+    if (auto w = WriteResults(true); !w.ok()) return w;
+    PrintTable();
+    std::cout.flush();  // the plot script writes to the same stdout
+    if (opt_.plot) {
+      const std::string png = (std::filesystem::path(opt_.out_dir) / "bench.png").string();
+      if (auto p = RunPlot(FindPlotScript(opt_.plot_script), opt_.out_dir, png); !p.ok()) {
+        std::cerr << "moke-bench: warning: " << p.message() << "\n";
+      } else {
+        std::cout << "plot: " << png << "\n";
+        plot_path_ = png;
+        (void)WriteResults(true);  // records the plot's path
+      }
+    }
+    std::cout << "results: " << results_path_ << "\nper-edit records: " << csv_path_ << "\n";
+    return absl::OkStatus();
+  }
+
+ private:
+  absl::Status RunPhases() {
+    ClientOptions copt;
+    copt.server = opt_.server;
+    copt.token = opt_.token;
+    copt.edit_timeout_s = opt_.edit_timeout_s;
+    copt.read_timeout_s = opt_.read_timeout_s;
+    auto client = BenchClient::Create(copt);
+    if (!client.ok()) return client.status();
+    client_ = *std::move(client);
+    if (auto s = client_->WaitUntilServing(opt_.connect_timeout_s); !s.ok()) return s;
+    auto st = client_->GetStatus();
+    if (!st.ok()) return st.status();
+    server_status_ = *st;
+    if (server_status_->version() != 0 || server_status_->edits_applied() != 0)
+      std::cerr << "moke-bench: warning: the server already holds " << server_status_->edits_applied()
+                << " edits (version " << server_status_->version()
+                << "); start it on a fresh --data-dir for comparable numbers\n";
+
+    if (auto s = RecordBaseline(); !s.ok()) return s;
+    if (auto s = ReplayEdits(); !s.ok()) return s;
+
+    // Final evaluation: every question's final answer.
+    std::vector<EvalTarget> targets;
+    for (const StreamQuestion& q : questions_) {
+      const StreamEdit& e = stream_.edits[q.final_index];
+      targets.push_back(EvalTarget{&e, e.answer, latest_expert_.at(q.qid)});
+    }
+    auto evals = Evaluate(targets, opt_.exact_match, "eval");
+    if (!evals.ok()) return evals.status();
+    final_evals_ = *std::move(evals);
+    final_summary_ = Summarize(final_evals_);
+    curve_.push_back(CurvePoint{static_cast<int64_t>(rows_.size()), *final_summary_});
+    return absl::OkStatus();
+  }
+
+  absl::Status RecordBaseline() {
+    Progress progress("baseline", static_cast<int>(questions_.size()), opt_.progress);
+    int done = 0;
+    for (const StreamQuestion& q : questions_) {
+      const StreamEdit& e = stream_.edits[q.final_index];
+      Baseline b;
+      moke::v1::ScoreRequest req;
+      req.set_prompt(e.question);
+      req.set_answer(e.answer);
+      req.set_original_model(true);
+      auto rel = client_->Score(req);
+      if (!rel.ok()) return rel.status();
+      b.unedited_rel = TokenAccuracy(ToSample(*rel));
+      if (!e.loc.empty()) {
+        req.set_prompt(e.loc);
+        req.set_answer(e.loc_ans);
+        auto loc = client_->Score(req);
+        if (!loc.ok()) return loc.status();
+        b.loc_argmax = std::vector<int64_t>(loc->argmax_tokens().begin(), loc->argmax_tokens().end());
+      }
+      baseline_[q.qid] = std::move(b);
+      progress.Update(++done);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status ReplayEdits() {
+    Progress progress("edits", static_cast<int>(stream_.edits.size()), opt_.progress);
+    std::map<std::string, const StreamEdit*> latest_edit;
+    std::vector<std::string> seen_order;
+    bool warned_duplicate = false;
+    const auto t0 = Clock::now();
+    for (const StreamEdit& e : stream_.edits) {
+      moke::v1::EditFactRequest req;
+      req.set_question(e.question);
+      req.set_answer(e.answer);
+      req.set_request_id(absl::StrCat(stream_.name, ":", e.step));
+      // The record's locality prompt is the edit's unrelated prompt x_o, as in EasyEdit's protocol
+      // (--no-unrelated leaves it out, for the service's behaviour without such prompts).
+      if (opt_.send_unrelated && !e.loc.empty()) req.add_unrelated_prompts(e.loc);
+      EditRow row;
+      absl::StatusOr<moke::v1::EditFactResponse> resp;
+      for (int attempt = 1;; ++attempt) {
+        const auto start = Clock::now();
+        resp = client_->EditFact(req);
+        row.latency_s = std::chrono::duration<double>(Clock::now() - start).count();
+        row.attempts = attempt;
+        if (resp.ok() || !absl::IsUnavailable(resp.status()) || attempt > opt_.retries) break;
+        std::cerr << "\nmoke-bench: step " << e.step << ": " << resp.status().message() << "; retrying ("
+                  << attempt << "/" << opt_.retries << ")\n";
+        std::this_thread::sleep_for(std::chrono::milliseconds(500 * attempt));
+      }
+      if (!resp.ok()) {
+        progress.Finish();
+        return absl::Status(resp.status().code(), absl::StrCat("edit step ", e.step, " (qid ", e.qid, ", line ", e.line,
+                                                               ") refused: ", resp.status().message()));
+      }
+      row.step = e.step;
+      row.qid = e.qid;
+      row.expert = resp->expert();
+      row.new_concept = resp->new_concept();
+      row.version = resp->version();
+      row.edit_id = resp->edit_id();
+      row.final = e.final;
+      row.duplicate = resp->duplicate();
+      row.iterations = resp->iterations();
+      row.loss = resp->loss();
+      row.apply_s = resp->apply_seconds();
+      if (row.duplicate && !warned_duplicate) {
+        warned_duplicate = true;
+        std::cerr << "\nmoke-bench: warning: the server had already seen request " << req.request_id()
+                  << " (nothing applied); restart it on a fresh --data-dir or pass --name for a new run\n";
+      }
+      last_version_ = std::max(last_version_, row.version);
+      csv_ << row.step << ',' << CsvField(row.qid) << ',' << row.expert << ',' << absl::StrFormat("%.6f", row.latency_s)
+           << ',' << (row.new_concept ? 1 : 0) << ',' << row.version << ',' << row.edit_id << ',' << (row.final ? 1 : 0)
+           << ',' << (row.duplicate ? 1 : 0) << ',' << row.iterations << ',' << absl::StrFormat("%.6g", row.loss) << ','
+           << absl::StrFormat("%.6f", row.apply_s) << ',' << row.attempts << '\n';
+      csv_.flush();
+      rows_.push_back(row);
+      latest_expert_[e.qid] = row.expert;
+      if (latest_edit.emplace(e.qid, &e).second) seen_order.push_back(e.qid);
+      latest_edit[e.qid] = &e;
+      edit_wall_s_ = std::chrono::duration<double>(Clock::now() - t0).count();
+      progress.Update(static_cast<int>(rows_.size()));
+
+      const int64_t n = static_cast<int64_t>(rows_.size());
+      if (opt_.eval_every > 0 && n % opt_.eval_every == 0 && n < static_cast<int64_t>(stream_.edits.size())) {
+        std::vector<EvalTarget> targets;
+        for (const std::string& qid : seen_order) {
+          const StreamEdit* le = latest_edit[qid];
+          targets.push_back(EvalTarget{le, le->answer, latest_expert_[qid]});
+        }
+        auto evals = Evaluate(targets, /*with_em=*/false, "");
+        if (!evals.ok()) return evals.status();
+        curve_.push_back(CurvePoint{n, Summarize(*evals)});
+      }
+    }
+    progress.Finish();
+    return absl::OkStatus();
+  }
+
+  static ScoreSample ToSample(const moke::v1::ScoreResponse& r) {
+    ScoreSample s;
+    s.token_accuracy = r.token_accuracy();
+    s.answer_tokens.assign(r.answer_tokens().begin(), r.answer_tokens().end());
+    s.argmax_tokens.assign(r.argmax_tokens().begin(), r.argmax_tokens().end());
+    s.route_expert = r.has_route() ? r.route().expert() : -1;
+    return s;
+  }
+
+  absl::StatusOr<std::vector<QuestionEval>> Evaluate(const std::vector<EvalTarget>& targets, bool with_em,
+                                                     const std::string& label) {
+    Progress progress(label, static_cast<int>(targets.size()), opt_.progress && !label.empty());
+    std::vector<QuestionEval> out;
+    for (const EvalTarget& t : targets) {
+      const StreamEdit& e = *t.edit;
+      QuestionEval q;
+      q.qid = e.qid;
+      q.answer = t.answer;
+      q.expected_expert = t.expected_expert;
+      moke::v1::ScoreRequest req;
+      req.set_min_version(last_version_);
+      req.set_routing(opt_.routing);
+      req.set_prompt(e.question);
+      req.set_answer(t.answer);
+      auto rel = client_->Score(req);
+      if (!rel.ok()) return rel.status();
+      const ScoreSample rs = ToSample(*rel);
+      q.rel = TokenAccuracy(rs);
+      q.routed_expert = rs.route_expert;
+      if (!e.rephrase.empty()) {
+        req.set_prompt(e.rephrase);
+        auto gen = client_->Score(req);
+        if (!gen.ok()) return gen.status();
+        q.gen = TokenAccuracy(ToSample(*gen));
+      }
+      const Baseline& b = baseline_.at(e.qid);
+      if (!e.loc.empty() && b.loc_argmax) {
+        req.set_prompt(e.loc);
+        req.set_answer(e.loc_ans);
+        auto loc = client_->Score(req);
+        if (!loc.ok()) return loc.status();
+        const ScoreSample ls = ToSample(*loc);
+        auto agree = LocalityAgreement(ls.argmax_tokens, *b.loc_argmax);
+        if (!agree.ok())
+          return absl::Status(agree.status().code(), absl::StrCat("qid ", e.qid, ": ", agree.status().message()));
+        q.loc = *agree;
+        q.loc_routed_expert = ls.route_expert;
+      }
+      if (with_em) {
+        moke::v1::AskRequest ask;
+        ask.set_question(e.question);
+        ask.set_max_new_tokens(std::max<int>(1, static_cast<int>(rs.answer_tokens.size())));
+        ask.set_min_version(last_version_);
+        ask.set_routing(opt_.routing);
+        auto gen = client_->Ask(ask);
+        if (!gen.ok()) return gen.status();
+        q.generated = gen->answer();
+        q.em = ExactMatch(q.generated, t.answer);
+      }
+      out.push_back(std::move(q));
+      progress.Update(static_cast<int>(out.size()));
+    }
+    return out;
+  }
+
+  absl::Status WriteResults(bool complete) {
+    json j;
+    j["complete"] = complete;
+    j["error"] = error_.empty() ? json(nullptr) : json(error_);
+    int max_answers = 0;
+    for (const StreamQuestion& q : questions_) max_answers = std::max(max_answers, q.num_answers);
+    j["stream"] = {{"name", stream_.name},
+                   {"path", opt_.stream_path},
+                   {"questions", questions_.size()},
+                   {"edits", stream_.edits.size()},
+                   {"max_answers_per_question", max_answers}};
+    json server = {{"address", opt_.server}};
+    if (server_status_) {
+      server["method"] = server_status_->method();
+      server["model"] = server_status_->model();
+      server["device"] = server_status_->device();
+      server["num_experts"] = server_status_->num_experts();
+      server["edit_layer"] = server_status_->edit_layer();
+      server["version_at_start"] = server_status_->version();
+      server["edits_at_start"] = server_status_->edits_applied();
+    }
+    j["server"] = server;
+    j["routing"] = RoutingName(opt_.routing);
+    j["edits_applied"] = rows_.size();
+    j["final_version"] = last_version_;
+
+    double unedited_rel = 0;
+    for (const auto& [qid, b] : baseline_) unedited_rel += b.unedited_rel;
+    json metrics = final_summary_ ? SummaryJson(*final_summary_) : json(nullptr);
+    if (final_summary_ && !baseline_.empty()) metrics["unedited_rel"] = unedited_rel / static_cast<double>(baseline_.size());
+    j["metrics"] = metrics;
+
+    std::vector<double> lat, apply;
+    int new_concepts = 0;
+    for (const EditRow& r : rows_) {
+      lat.push_back(r.latency_s);
+      apply.push_back(r.apply_s);
+      new_concepts += r.new_concept;
+    }
+    const LatencySummary ls = SummarizeLatency(lat);
+    const LatencySummary as = SummarizeLatency(apply);
+    j["latency_s"] = {{"count", ls.count},   {"mean", ls.mean},       {"median", ls.median}, {"p95", ls.p95},
+                      {"p99", ls.p99},       {"min", ls.min},         {"max", ls.max},       {"at_edit_10", Opt(ls.at_10)},
+                      {"last", Opt(ls.last)}, {"total", ls.total},
+                      {"edits_per_second", edit_wall_s_ > 0 ? json(static_cast<double>(rows_.size()) / edit_wall_s_) : json(nullptr)},
+                      {"server_apply_median", as.median}, {"server_apply_p95", as.p95}};
+    j["new_concepts"] = new_concepts;
+    json curve = json::array();
+    for (const CurvePoint& c : curve_) {
+      json p = SummaryJson(c.summary);
+      p["edits"] = c.edits;
+      curve.push_back(p);
+    }
+    j["curve"] = curve;
+    json per_q = json::array();
+    for (const QuestionEval& q : final_evals_) {
+      json p = {{"qid", q.qid},
+                {"answer", q.answer},
+                {"expected_expert", q.expected_expert},
+                {"routed_expert", q.routed_expert},
+                {"loc_routed_expert", q.loc_routed_expert ? json(*q.loc_routed_expert) : json(nullptr)},
+                {"rel", q.rel},
+                {"gen", Opt(q.gen)},
+                {"loc", Opt(q.loc)},
+                {"em", q.em ? json(*q.em) : json(nullptr)},
+                {"generated", q.generated}};
+      if (auto it = baseline_.find(q.qid); it != baseline_.end()) p["unedited_rel"] = it->second.unedited_rel;
+      per_q.push_back(p);
+    }
+    j["per_question"] = per_q;
+    j["files"] = {{"per_edit_csv", "per_edit.csv"}, {"plot", plot_path_.empty() ? json(nullptr) : json("bench.png")}};
+
+    const std::string tmp = results_path_ + ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::trunc);
+      if (!out) return absl::PermissionDeniedError(absl::StrCat("cannot write ", tmp));
+      out << j.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+      if (!out) return absl::DataLossError(absl::StrCat("write failed: ", tmp));
+    }
+    std::error_code ec;
+    std::filesystem::rename(tmp, results_path_, ec);
+    if (ec) return absl::DataLossError(absl::StrCat("cannot rename ", tmp, ": ", ec.message()));
+    return absl::OkStatus();
+  }
+
+  void PrintTable() const {
+    const Summary& s = *final_summary_;
+    int max_answers = 0;
+    for (const StreamQuestion& q : questions_) max_answers = std::max(max_answers, q.num_answers);
+    std::cout << "\nmoke-bench: " << stream_.name << ": " << questions_.size() << " questions x " << max_answers
+              << " answers = " << stream_.edits.size() << " edits";
+    if (server_status_)
+      std::cout << " (method " << server_status_->method() << ", model " << server_status_->model() << ", device "
+                << server_status_->device() << ", routing " << RoutingName(opt_.routing) << ")";
+    std::cout << "\n\n| Rel. | Gen. | Loc. | Route | EM |\n|---|---|---|---|---|\n"
+              << absl::StrFormat("| %.2f | %s | %s | %.2f | %s |\n", s.rel, Fmt(s.gen), Fmt(s.loc), s.route, Fmt(s.em));
+    double unedited_rel = 0;
+    for (const auto& [qid, b] : baseline_) unedited_rel += b.unedited_rel;
+    if (!baseline_.empty()) unedited_rel /= static_cast<double>(baseline_.size());
+    std::vector<double> lat;
+    for (const EditRow& r : rows_) lat.push_back(r.latency_s);
+    const LatencySummary ls = SummarizeLatency(lat);
+    std::cout << absl::StrFormat("\nrouting: questions %.2f, locality prompts to the original weights %s\n",
+                                 s.route_question, Fmt(s.route_loc))
+              << absl::StrFormat("unedited Rel. %.2f\n", unedited_rel)
+              << absl::StrFormat("edit latency: median %.3f s, p95 %.3f s, at edit 10 %s s, last %s s, %.2f edits/s\n\n",
+                                 ls.median, ls.p95, ls.at_10 ? absl::StrFormat("%.3f", *ls.at_10) : "n/a",
+                                 ls.last ? absl::StrFormat("%.3f", *ls.last) : "n/a",
+                                 edit_wall_s_ > 0 ? static_cast<double>(rows_.size()) / edit_wall_s_ : 0.0);
+  }
+
+  RunOptions opt_;
+  EditStream stream_;
+  std::vector<StreamQuestion> questions_;
+  std::unique_ptr<BenchClient> client_;
+  std::optional<moke::v1::GetStatusResponse> server_status_;
+  std::map<std::string, Baseline> baseline_;
+  std::map<std::string, int> latest_expert_;
+  std::vector<EditRow> rows_;
+  std::vector<CurvePoint> curve_;
+  std::vector<QuestionEval> final_evals_;
+  std::optional<Summary> final_summary_;
+  uint64_t last_version_ = 0;
+  double edit_wall_s_ = 0;
+  std::string error_;
+  std::string csv_path_, results_path_, plot_path_;
+  std::ofstream csv_;
+};
+
+}  // namespace
+
+absl::StatusOr<moke::v1::RoutingMode> ParseRoutingMode(absl::string_view name) {
+  if (name == "default") return moke::v1::ROUTING_DEFAULT;
+  if (name == "router") return moke::v1::ROUTING_ROUTER;
+  if (name == "activation") return moke::v1::ROUTING_ACTIVATION;
+  if (name == "activation_router" || name == "activation-router") return moke::v1::ROUTING_ACTIVATION_ROUTER;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown routing \"", name, "\" (expected default, router, activation or activation_router)"));
+}
+
+absl::Status RunBench(const RunOptions& options) {
+  BenchRun run(options);
+  return run.Run();
+}
+
+}  // namespace moke::bench

@@ -1,0 +1,191 @@
+#include "client/bench/stream.h"
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+
+namespace moke::bench {
+namespace {
+
+using json = nlohmann::json;
+
+absl::Status LineError(absl::string_view source, int line, absl::string_view reason) {
+  return absl::InvalidArgumentError(absl::StrCat(source, ":", line, ": ", reason));
+}
+
+// Reads a required string field.
+absl::Status GetString(const json& obj, const char* key, bool non_empty, std::string* out,
+                       absl::string_view source, int line) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return LineError(source, line, absl::StrCat("missing field \"", key, "\""));
+  if (!it->is_string())
+    return LineError(source, line, absl::StrCat("field \"", key, "\" must be a string, got ", it->type_name()));
+  *out = it->get<std::string>();
+  if (non_empty && out->empty()) return LineError(source, line, absl::StrCat("field \"", key, "\" is empty"));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<StreamEdit> ParseLine(absl::string_view text, absl::string_view source, int line) {
+  json obj = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (obj.is_discarded()) {
+    // Re-parse with exceptions to get the reason.
+    try {
+      const json reparsed = json::parse(text.begin(), text.end());
+      (void)reparsed;
+    } catch (const json::parse_error& e) {
+      std::string what = e.what();
+      if (auto p = what.find("parse error"); p != std::string::npos) what = what.substr(p);
+      return LineError(source, line, absl::StrCat("malformed JSON: ", what));
+    }
+    return LineError(source, line, "malformed JSON");
+  }
+  if (!obj.is_object()) return LineError(source, line, absl::StrCat("expected a JSON object, got ", obj.type_name()));
+  StreamEdit e;
+  e.line = line;
+  auto step = obj.find("step");
+  if (step == obj.end()) return LineError(source, line, "missing field \"step\"");
+  if (!step->is_number_integer() || step->get<int64_t>() < 1)
+    return LineError(source, line, "field \"step\" must be an integer >= 1");
+  e.step = step->get<int64_t>();
+  auto qid = obj.find("qid");
+  if (qid == obj.end()) return LineError(source, line, "missing field \"qid\"");
+  if (qid->is_string() && !qid->get<std::string>().empty()) {
+    e.qid = qid->get<std::string>();
+  } else if (qid->is_number_integer() && qid->get<int64_t>() >= 0) {
+    e.qid = std::to_string(qid->get<int64_t>());
+  } else {
+    return LineError(source, line, "field \"qid\" must be a non-empty string or an integer >= 0");
+  }
+  if (auto s = GetString(obj, "question", true, &e.question, source, line); !s.ok()) return s;
+  if (auto s = GetString(obj, "answer", true, &e.answer, source, line); !s.ok()) return s;
+  if (auto s = GetString(obj, "rephrase", false, &e.rephrase, source, line); !s.ok()) return s;
+  if (auto s = GetString(obj, "loc", false, &e.loc, source, line); !s.ok()) return s;
+  if (auto s = GetString(obj, "loc_ans", false, &e.loc_ans, source, line); !s.ok()) return s;
+  if (auto s = GetString(obj, "subject", false, &e.subject, source, line); !s.ok()) return s;
+  auto fin = obj.find("final");
+  if (fin == obj.end()) return LineError(source, line, "missing field \"final\"");
+  if (!fin->is_boolean()) return LineError(source, line, "field \"final\" must be true or false");
+  e.final = fin->get<bool>();
+  return e;
+}
+
+}  // namespace
+
+absl::Status ValidateStream(const EditStream& stream, absl::string_view source) {
+  if (stream.edits.empty()) return absl::InvalidArgumentError(absl::StrCat(source, ": the stream has no edits"));
+  struct Seen {
+    size_t last = 0;
+    bool finished = false;
+  };
+  std::map<std::string, Seen> seen;
+  int64_t prev_step = 0;
+  for (size_t i = 0; i < stream.edits.size(); ++i) {
+    const StreamEdit& e = stream.edits[i];
+    const int line = e.line > 0 ? e.line : static_cast<int>(i + 1);
+    if (e.step <= prev_step)
+      return LineError(source, line, absl::StrCat("step ", e.step, " is not greater than the previous step ", prev_step));
+    prev_step = e.step;
+    if (e.question.empty()) return LineError(source, line, "field \"question\" is empty");
+    if (e.answer.empty()) return LineError(source, line, "field \"answer\" is empty");
+    if (e.loc.empty() != e.loc_ans.empty())
+      return LineError(source, line, "\"loc\" and \"loc_ans\" must both be empty or both be set");
+    auto [it, inserted] = seen.try_emplace(e.qid, Seen{i, false});
+    if (!inserted) {
+      const StreamEdit& first = stream.edits[it->second.last];
+      if (it->second.finished)
+        return LineError(source, line, absl::StrCat("qid ", e.qid, " appears after its final edit (line ", first.line, ")"));
+      const char* differs = nullptr;
+      if (first.question != e.question) differs = "question";
+      else if (first.rephrase != e.rephrase) differs = "rephrase";
+      else if (first.loc != e.loc) differs = "loc";
+      else if (first.loc_ans != e.loc_ans) differs = "loc_ans";
+      if (differs != nullptr)
+        return LineError(source, line, absl::StrCat("qid ", e.qid, ": \"", differs,
+                                                    "\" differs from its earlier edit (line ", first.line, ")"));
+      it->second.last = i;
+    }
+    it->second.finished = e.final;
+  }
+  for (const auto& [qid, s] : seen) {
+    if (!s.finished) {
+      const StreamEdit& last = stream.edits[s.last];
+      return LineError(source, last.line > 0 ? last.line : static_cast<int>(s.last + 1),
+                       absl::StrCat("qid ", qid, ": its last edit is not marked \"final\": true"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<EditStream> ParseStream(absl::string_view content, absl::string_view source) {
+  EditStream stream;
+  int line = 0;
+  size_t pos = 0;
+  while (pos < content.size()) {
+    size_t end = content.find('\n', pos);
+    if (end == absl::string_view::npos) end = content.size();
+    absl::string_view text = content.substr(pos, end - pos);
+    pos = end + 1;
+    ++line;
+    if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
+    if (text.find_first_not_of(" \t") == absl::string_view::npos) continue;
+    auto edit = ParseLine(text, source, line);
+    if (!edit.ok()) return edit.status();
+    stream.edits.push_back(*std::move(edit));
+  }
+  if (auto s = ValidateStream(stream, source); !s.ok()) return s;
+  return stream;
+}
+
+absl::StatusOr<EditStream> ReadStreamFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open stream file ", path));
+  std::stringstream buf;
+  buf << in.rdbuf();
+  auto stream = ParseStream(buf.str(), path);
+  if (!stream.ok()) return stream.status();
+  stream->name = std::filesystem::path(path).stem().string();
+  return stream;
+}
+
+std::vector<StreamQuestion> StreamQuestions(const EditStream& stream) {
+  std::vector<StreamQuestion> out;
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < stream.edits.size(); ++i) {
+    const StreamEdit& e = stream.edits[i];
+    auto [it, inserted] = index.try_emplace(e.qid, out.size());
+    if (inserted) out.push_back(StreamQuestion{e.qid, i, 0});
+    StreamQuestion& q = out[it->second];
+    q.final_index = i;
+    ++q.num_answers;
+  }
+  return out;
+}
+
+std::string SerializeStreamEdit(const StreamEdit& e) {
+  // nlohmann's object keeps keys sorted; build the line by hand to keep the documented order.
+  const auto str = [](const std::string& s) { return json(s).dump(-1, ' ', false, json::error_handler_t::replace); };
+  const bool numeric = !e.qid.empty() && e.qid.size() < 19 &&
+                 e.qid.find_first_not_of("0123456789") == std::string::npos && (e.qid == "0" || e.qid[0] != '0');
+  const std::string qid = numeric ? e.qid : str(e.qid);
+  return absl::StrCat("{\"step\":", e.step, ",\"qid\":", qid, ",\"question\":", str(e.question),
+                      ",\"answer\":", str(e.answer), ",\"rephrase\":", str(e.rephrase), ",\"loc\":", str(e.loc),
+                      ",\"loc_ans\":", str(e.loc_ans), ",\"subject\":", str(e.subject),
+                      ",\"final\":", e.final ? "true" : "false", "}");
+}
+
+absl::Status WriteStreamFile(const EditStream& stream, const std::string& path) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) return absl::PermissionDeniedError(absl::StrCat("cannot write ", path));
+  for (const StreamEdit& e : stream.edits) out << SerializeStreamEdit(e) << '\n';
+  out.flush();
+  if (!out) return absl::DataLossError(absl::StrCat("write failed: ", path));
+  return absl::OkStatus();
+}
+
+}  // namespace moke::bench

@@ -1,0 +1,78 @@
+// Builds LKE and sLKE edit streams from the shared ZsRE and WikiCF files (see docs/streams.md).
+//
+// LKE: the first T records in order, one edit each (P = 1). sLKE: the same T questions, P answers each:
+// the record's own new target first, then P - 1 alternatives drawn (seeded) from other records' targets
+// of the same answer type (answer_type.h), preferring the same relation (RelationKey), never one of the
+// record's true answers, never a duplicate. Edits are ordered in P rounds over the T questions, so a
+// question's answers are spread through the stream; the last round carries final = true.
+// Pure functions (apart from reading the dataset file); thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "client/bench/answer_type.h"
+#include "client/bench/stream.h"
+
+namespace moke::bench {
+
+enum class DatasetFormat {
+  kAuto,      // decided from the first record's fields
+  kZsreMend,  // zsre_mend_eval*.json: src, alt, answers, rephrase, loc, loc_ans, subject
+  kKnowEdit,  // KnowEdit (WikiCF test_cf/train_cf, ZsRE-test-all): prompt, target_new, ground_truth, ...
+};
+
+absl::StatusOr<DatasetFormat> ParseDatasetFormat(absl::string_view name);  // "auto", "zsre", "wikicf"/"knowedit"
+absl::string_view DatasetFormatName(DatasetFormat format);
+
+// One dataset record, reduced to what a stream needs.
+struct DatasetRecord {
+  int64_t index = 0;                     // position in the file (0-based); becomes the stream's qid
+  std::string question;                  // src / prompt
+  std::string target;                    // the record's new target: alt / target_new
+  std::vector<std::string> true_answers; // answers / ground_truth (all aliases)
+  std::string rephrase;                  // rephrase / rephrase_prompt / Subject_Aliasing[0].prompt / ""
+  std::string loc;                       // loc / locality.Relation_Specificity[0].prompt / ""
+  std::string loc_ans;                   // its answer (first alias)
+  std::string subject;
+  AnswerType type = AnswerType::kOther;  // of `target`, given `question`
+  std::string relation;                  // RelationKey(question, subject)
+};
+
+struct Dataset {
+  DatasetFormat format = DatasetFormat::kAuto;
+  std::vector<DatasetRecord> records;
+};
+
+// Parses a dataset (a JSON array, or JSON lines) held in memory. Errors name the record (0-based) and,
+// for malformed JSON, the line.
+absl::StatusOr<Dataset> ParseDataset(absl::string_view content, absl::string_view source, DatasetFormat format);
+absl::StatusOr<Dataset> LoadDataset(const std::string& path, DatasetFormat format);
+
+struct BuildOptions {
+  int questions = 10;    // T
+  int answers = 1;       // P (1 = LKE)
+  uint64_t seed = 0;
+  int offset = 0;        // first record used (records offset .. offset + T - 1)
+  std::string name;      // the stream's name
+};
+
+absl::StatusOr<EditStream> BuildStream(const Dataset& dataset, const BuildOptions& options);
+
+// Deterministic, platform-independent generator (SplitMix64) so that a seed gives the same stream
+// everywhere (std:: distributions are implementation-defined).
+class SplitMix64 {
+ public:
+  explicit SplitMix64(uint64_t seed) : state_(seed) {}
+  uint64_t Next();
+  // Uniform in [0, n), n > 0, without modulo bias.
+  uint64_t Uniform(uint64_t n);
+
+ private:
+  uint64_t state_;
+};
+
+}  // namespace moke::bench

@@ -1,0 +1,222 @@
+// The stream builder on the shared ZsRE and WikiCF files (skipped when ../shared is absent).
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "client/bench/answer_type.h"
+#include "client/bench/stream.h"
+#include "client/bench/stream_builder.h"
+#include "gtest/gtest.h"
+#include "tests/testing/paths.h"
+
+namespace moke::bench {
+namespace {
+
+constexpr char kZsre[] = "data/zsre/zsre_mend_eval_portability_gpt4.json";
+constexpr char kWikiTest[] = "data/wikicf/test_cf.json";
+constexpr char kWikiTrain[] = "data/wikicf/train_cf.json";
+
+const Dataset& Zsre() {
+  static const Dataset* ds = [] {
+    auto d = LoadDataset(::moke::testing::SharedDir() + "/" + kZsre, DatasetFormat::kAuto);
+    EXPECT_TRUE(d.ok()) << d.status();
+    return new Dataset(d.ok() ? *std::move(d) : Dataset{});
+  }();
+  return *ds;
+}
+
+std::string Serialize(const EditStream& s) {
+  std::string out;
+  for (const StreamEdit& e : s.edits) out += SerializeStreamEdit(e) + "\n";
+  return out;
+}
+
+TEST(StreamBuilderTest, ZsreIsReadInFull) {
+  MOKE_REQUIRE_SHARED(kZsre);
+  const Dataset& ds = Zsre();
+  EXPECT_EQ(ds.format, DatasetFormat::kZsreMend);
+  ASSERT_EQ(ds.records.size(), 1037u);
+  EXPECT_EQ(ds.records[0].question, "When was the inception of IAAF Combined Events Challenge?");
+  EXPECT_EQ(ds.records[0].target, "2006");
+  EXPECT_EQ(ds.records[0].true_answers, std::vector<std::string>{"1998"});
+  EXPECT_EQ(ds.records[0].type, AnswerType::kYear);
+  EXPECT_EQ(ds.records[0].loc_ans, "The String");
+}
+
+TEST(StreamBuilderTest, LkeIsTheFirstTRecordsInOrder) {
+  MOKE_REQUIRE_SHARED(kZsre);
+  BuildOptions opt;
+  opt.questions = 50;
+  opt.answers = 1;
+  auto s = BuildStream(Zsre(), opt);
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_EQ(s->edits.size(), 50u);
+  for (int i = 0; i < 50; ++i) {
+    const StreamEdit& e = s->edits[static_cast<size_t>(i)];
+    const DatasetRecord& r = Zsre().records[static_cast<size_t>(i)];
+    EXPECT_EQ(e.step, i + 1);
+    EXPECT_EQ(e.qid, std::to_string(i));
+    EXPECT_EQ(e.question, r.question);
+    EXPECT_EQ(e.answer, r.target);  // the record's own new target (what WISE's LKE runs edit)
+    EXPECT_EQ(e.rephrase, r.rephrase);
+    EXPECT_EQ(e.loc, r.loc);
+    EXPECT_TRUE(e.final);
+  }
+}
+
+TEST(StreamBuilderTest, SlkeHasPDistinctAnswersNoneTheTrueAnswer) {
+  MOKE_REQUIRE_SHARED(kZsre);
+  constexpr int T = 125, P = 8;
+  BuildOptions opt;
+  opt.questions = T;
+  opt.answers = P;
+  opt.seed = 42;
+  auto s = BuildStream(Zsre(), opt);
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_EQ(s->edits.size(), static_cast<size_t>(T * P));
+  std::map<std::string, std::vector<const StreamEdit*>> by_q;
+  for (size_t i = 0; i < s->edits.size(); ++i) {
+    const StreamEdit& e = s->edits[i];
+    // P rounds over the T questions.
+    EXPECT_EQ(e.qid, std::to_string(i % T));
+    EXPECT_EQ(e.final, i >= static_cast<size_t>(T * (P - 1)));
+    by_q[e.qid].push_back(&e);
+  }
+  ASSERT_EQ(by_q.size(), static_cast<size_t>(T));
+  int alternatives = 0;
+  for (const auto& [qid, edits] : by_q) {
+    const DatasetRecord& r = Zsre().records[std::stoul(qid)];
+    ASSERT_EQ(edits.size(), static_cast<size_t>(P));
+    EXPECT_EQ(edits[0]->answer, r.target);
+    std::set<std::string> distinct;
+    for (const StreamEdit* e : edits) distinct.insert(NormalizeAnswer(e->answer));
+    EXPECT_EQ(distinct.size(), static_cast<size_t>(P)) << "qid " << qid;
+    for (size_t k = 1; k < edits.size(); ++k) {
+      for (const std::string& t : r.true_answers) EXPECT_NE(NormalizeAnswer(edits[k]->answer), NormalizeAnswer(t));
+      ++alternatives;
+    }
+    // The evaluated (final) answer is never the true answer.
+    for (const std::string& t : r.true_answers) EXPECT_NE(NormalizeAnswer(edits.back()->answer), NormalizeAnswer(t));
+  }
+  EXPECT_EQ(alternatives, T * (P - 1));
+}
+
+TEST(StreamBuilderTest, AlternativesShareTheAnswerType) {
+  MOKE_REQUIRE_SHARED(kZsre);
+  const Dataset& ds = Zsre();
+  std::map<std::string, AnswerType> type_of_target;
+  for (const DatasetRecord& r : ds.records) type_of_target.emplace(NormalizeAnswer(r.target), r.type);
+  BuildOptions opt;
+  opt.questions = 100;
+  opt.answers = 4;
+  opt.seed = 7;
+  auto s = BuildStream(ds, opt);
+  ASSERT_TRUE(s.ok()) << s.status();
+  int checked = 0, same = 0;
+  for (const StreamEdit& e : s->edits) {
+    const DatasetRecord& r = ds.records[std::stoul(e.qid)];
+    if (e.answer == r.target) continue;
+    ++checked;
+    // Some texts are targets of several records with different types; count a match on any of them.
+    bool match = false;
+    for (const DatasetRecord& o : ds.records)
+      if (NormalizeAnswer(o.target) == NormalizeAnswer(e.answer) && o.type == r.type) match = true;
+    same += match;
+  }
+  EXPECT_EQ(checked, 300);
+  EXPECT_EQ(same, checked);  // every type pool is large enough in ZsRE
+  // The year question (record 0) gets years.
+  for (const StreamEdit& e : s->edits)
+    if (e.qid == "0") EXPECT_EQ(ClassifyAnswer(ds.records[0].question, ds.records[0].subject, e.answer), AnswerType::kYear) << e.answer;
+}
+
+TEST(StreamBuilderTest, SameSeedSameStreamDifferentSeedDifferentStream) {
+  MOKE_REQUIRE_SHARED(kZsre);
+  BuildOptions opt;
+  opt.questions = 30;
+  opt.answers = 4;
+  opt.seed = 1;
+  auto a = BuildStream(Zsre(), opt);
+  auto b = BuildStream(Zsre(), opt);
+  opt.seed = 2;
+  auto c = BuildStream(Zsre(), opt);
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  EXPECT_EQ(Serialize(*a), Serialize(*b));
+  EXPECT_NE(Serialize(*a), Serialize(*c));
+  // A question's answers do not depend on T: the 10-question stream is the 30-question one's prefix per question.
+  opt.seed = 1;
+  opt.questions = 10;
+  auto small = BuildStream(Zsre(), opt);
+  ASSERT_TRUE(small.ok());
+  for (const StreamEdit& e : small->edits) {
+    const size_t round = static_cast<size_t>((e.step - 1) / 10);
+    EXPECT_EQ(e.answer, a->edits[round * 30 + std::stoul(e.qid)].answer);
+  }
+}
+
+TEST(StreamBuilderTest, WrittenStreamParsesBack) {
+  MOKE_REQUIRE_SHARED(kZsre);
+  BuildOptions opt;
+  opt.questions = 10;
+  opt.answers = 3;
+  opt.name = "zsre-10x3";
+  auto s = BuildStream(Zsre(), opt);
+  ASSERT_TRUE(s.ok());
+  const std::string path = (std::filesystem::temp_directory_path() / "moke_stream_builder_test.jsonl").string();
+  ASSERT_TRUE(WriteStreamFile(*s, path).ok());
+  auto back = ReadStreamFile(path);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->name, "moke_stream_builder_test");
+  EXPECT_EQ(Serialize(*back), Serialize(*s));
+  EXPECT_EQ(StreamQuestions(*back).size(), 10u);
+  std::filesystem::remove(path);
+}
+
+TEST(StreamBuilderTest, WikiCfTestAndTrain) {
+  MOKE_REQUIRE_SHARED(kWikiTest);
+  MOKE_REQUIRE_SHARED(kWikiTrain);
+  for (const char* rel : {kWikiTest, kWikiTrain}) {
+    auto ds = LoadDataset(::moke::testing::SharedDir() + "/" + rel, DatasetFormat::kAuto);
+    ASSERT_TRUE(ds.ok()) << ds.status();
+    EXPECT_EQ(ds->format, DatasetFormat::kKnowEdit);
+    BuildOptions opt;
+    opt.questions = 40;
+    opt.answers = 4;
+    opt.seed = 3;
+    auto s = BuildStream(*ds, opt);
+    ASSERT_TRUE(s.ok()) << rel << ": " << s.status();
+    EXPECT_EQ(s->edits.size(), 160u);
+    int with_rephrase = 0, with_loc = 0;
+    for (const StreamEdit& e : s->edits) {
+      const DatasetRecord& r = ds->records[std::stoul(e.qid)];
+      for (const std::string& t : r.true_answers)
+        if (e.answer != r.target) EXPECT_NE(NormalizeAnswer(e.answer), NormalizeAnswer(t));
+      with_rephrase += !e.rephrase.empty();
+      with_loc += !e.loc.empty();
+      EXPECT_EQ(e.loc.empty(), e.loc_ans.empty());
+    }
+    EXPECT_GT(with_rephrase, 0) << rel;
+    EXPECT_GT(with_loc, 0) << rel;
+  }
+  auto ds = LoadDataset(::moke::testing::SharedDir() + "/" + kWikiTest, DatasetFormat::kAuto);
+  ASSERT_TRUE(ds.ok());
+  EXPECT_EQ(ds->records[0].target, "Syria");
+  EXPECT_EQ(ds->records[0].rephrase, "The name of the country of citizenship of Di Caprio is");
+  EXPECT_EQ(ds->records[0].loc, "The name of the mother of Leonardo DiCaprio is");
+  EXPECT_EQ(ds->records[0].loc_ans, "Irmelin DiCaprio");
+  EXPECT_EQ(ds->records[0].type, AnswerType::kPlace);
+}
+
+TEST(StreamBuilderTest, WrongFormatAndTooManyQuestionsStop) {
+  MOKE_REQUIRE_SHARED(kZsre);
+  auto wrong = LoadDataset(::moke::testing::SharedDir() + "/" + kZsre, DatasetFormat::kKnowEdit);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(std::string(wrong.status().message()).find("record 0: missing field \"prompt\""), std::string::npos)
+      << wrong.status();
+  BuildOptions opt;
+  opt.questions = 2000;
+  EXPECT_EQ(BuildStream(Zsre(), opt).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace moke::bench

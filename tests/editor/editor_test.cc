@@ -1,0 +1,238 @@
+#include "core/editor/editor.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "tests/testing/paths.h"
+
+namespace moke {
+namespace {
+
+namespace fs = std::filesystem;
+
+EditorOptions SmallOptions() {
+  EditorOptions o;
+  o.model_dir = testing::DefaultModelDir();
+  o.threads = 2;
+  return o;
+}
+
+// 20 prompts unrelated to the edits below.
+const std::vector<std::string>& UnrelatedPrompts() {
+  static const std::vector<std::string> p = {
+      "Once upon a time", "The cat sat on the mat", "Tom and Sue went to the park", "The sun was hot",
+      "One day, a little bird", "Mom made a big cake", "The boy had a red ball", "She liked to sing",
+      "The dog ran fast", "It was a rainy day", "There was a tall tree", "The girl found a shiny rock",
+      "Ben wanted to fly", "The fish swam in the sea", "A frog jumped", "The car was blue",
+      "Grandma told a story", "The baby laughed", "They ate ice cream", "The moon was bright"};
+  return p;
+}
+
+class EditorTest : public ::testing::Test {
+ protected:
+  static fs::path TempDir() {
+    fs::path d = fs::temp_directory_path() / ("moke_editor_test_" + std::to_string(::getpid()));
+    fs::create_directories(d);
+    return d;
+  }
+};
+
+TEST_F(EditorTest, LatestAnswerWinsAndUnrelatedPromptsAreUntouched) {
+  auto editor = Editor::Create(SmallOptions());
+  ASSERT_TRUE(editor.ok()) << editor.status();
+  auto base = (*editor)->Current();
+  EXPECT_EQ(base->version(), 0u);
+  std::vector<std::vector<int64_t>> before;
+  for (const auto& p : UnrelatedPrompts()) before.push_back(base->Ask(p, 8)->tokens);
+
+  const std::string q = "What is the name of the king of the forest?";
+  const std::string para = "Who is the king of the forest called?";
+  const std::vector<std::string> answers = {"Max", "Rosa", "Bella"};
+  int first_expert = -1;
+  for (const auto& a : answers) {
+    auto r = (*editor)->ApplyEdit({q, a, {"The cat sat on the mat"}});
+    ASSERT_TRUE(r.ok()) << r.status();
+    if (first_expert < 0) first_expert = r->expert;
+    EXPECT_EQ(r->expert, first_expert) << "a re-edit of the same question goes to the same expert";
+  }
+  auto view = (*editor)->Current();
+  EXPECT_EQ(view->version(), 3u);
+  auto ask = view->Ask(q, 4);
+  ASSERT_TRUE(ask.ok());
+  EXPECT_EQ(ask->answer.rfind("Bella", 0), 0u) << "got: " << ask->answer;
+  EXPECT_EQ(ask->route.expert, first_expert);
+  auto last = view->Score(q, "Bella");
+  EXPECT_DOUBLE_EQ(last->token_accuracy, 1.0);
+  // The paraphrase prefers the latest answer over the earlier ones.
+  auto p_last = view->Score(para, "Bella");
+  for (const auto& old : {"Max", "Rosa"}) {
+    EXPECT_GT(p_last->log_prob, view->Score(para, old)->log_prob) << old;
+    EXPECT_LT(view->Score(q, old)->token_accuracy, 1.0) << old;
+  }
+  for (size_t i = 0; i < UnrelatedPrompts().size(); ++i) {
+    auto a = view->Ask(UnrelatedPrompts()[i], 8);
+    ASSERT_TRUE(a.ok());
+    EXPECT_EQ(a->tokens, before[i]) << UnrelatedPrompts()[i];
+    EXPECT_EQ(a->route.expert, -1) << UnrelatedPrompts()[i];
+  }
+}
+
+TEST_F(EditorTest, BadInputIsRejectedAndVersionDoesNotMove) {
+  auto o = SmallOptions();
+  o.max_answer_tokens = 8;
+  auto editor = Editor::Create(o);
+  ASSERT_TRUE(editor.ok());
+  const std::vector<EditRequest> bad = {
+      {"", "x", {}},
+      {"Who?", "", {}},
+      {std::string("Who\xff\xfe?"), "Max", {}},
+      {"Who?", std::string("M\xc3", 2), {}},
+      {"Who?", std::string(200, 'z') + " and more words than eight tokens", {}},
+      {std::string(4000, 'q'), "Max", {}},
+  };
+  for (const auto& e : bad) {
+    auto r = (*editor)->ApplyEdit(e);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << e.question.substr(0, 20);
+    EXPECT_EQ((*editor)->Current()->version(), 0u);
+  }
+  EXPECT_EQ((*editor)->Stats().edits_applied, 0u);
+}
+
+TEST_F(EditorTest, ReplayBufferIsBounded) {
+  auto o = SmallOptions();
+  o.replay_capacity = 3;
+  o.max_iterations = 2;
+  o.augment = false;
+  auto editor = Editor::Create(o);
+  ASSERT_TRUE(editor.ok());
+  for (int i = 0; i < 7; ++i) {
+    ASSERT_TRUE((*editor)->ApplyEdit({"What is thing number " + std::to_string(i) + "?", "It", {}}).ok());
+    EXPECT_LE((*editor)->Stats().replay_size, 3);
+  }
+  EXPECT_EQ((*editor)->Stats().replay_size, 3);
+}
+
+TEST_F(EditorTest, SameSeedSameStreamGivesIdenticalSnapshots) {
+  auto o = SmallOptions();
+  o.max_iterations = 10;
+  const fs::path dir = TempDir();
+  std::string bytes[2];
+  for (int run = 0; run < 2; ++run) {
+    auto editor = Editor::Create(o);
+    ASSERT_TRUE(editor.ok());
+    for (const auto& [q, a] : std::vector<std::pair<std::string, std::string>>{
+             {"Who is the queen of the sea?", "Anna"}, {"Where does the wizard live?", "Paris"},
+             {"Who is the queen of the sea?", "Lucy"}}) {
+      ASSERT_TRUE((*editor)->ApplyEdit({q, a, {}}).ok());
+    }
+    const fs::path p = dir / ("run" + std::to_string(run) + ".snap");
+    ASSERT_TRUE((*editor)->SaveSnapshot(p.string()).ok());
+    std::ifstream in(p, std::ios::binary);
+    bytes[run].assign(std::istreambuf_iterator<char>(in), {});
+  }
+  EXPECT_FALSE(bytes[0].empty());
+  EXPECT_EQ(bytes[0], bytes[1]);
+  fs::remove_all(dir);
+}
+
+TEST_F(EditorTest, SnapshotRoundTripAndCorruptSnapshotRefused) {
+  auto o = SmallOptions();
+  o.max_iterations = 20;
+  const fs::path dir = TempDir();
+  auto a = Editor::Create(o);
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE((*a)->ApplyEdit({"Who is the queen of the sea?", "Anna", {}}).ok());
+  ASSERT_TRUE((*a)->ApplyEdit({"Where does the wizard live?", "Paris", {}}).ok());
+  const std::string snap = (dir / "s.snap").string();
+  ASSERT_TRUE((*a)->SaveSnapshot(snap).ok());
+  EXPECT_EQ(*Editor::SnapshotVersion(snap), 2u);
+
+  auto b = Editor::Create(o);
+  ASSERT_TRUE(b.ok());
+  ASSERT_TRUE((*b)->RestoreSnapshot(snap).ok());
+  EXPECT_EQ((*b)->Current()->version(), 2u);
+  for (const std::string q : {"Who is the queen of the sea?", "Where does the wizard live?", "Once upon a time"}) {
+    EXPECT_EQ((*a)->Current()->Ask(q, 6)->tokens, (*b)->Current()->Ask(q, 6)->tokens) << q;
+  }
+  // The restored editor continues exactly as the original.
+  auto ra = (*a)->ApplyEdit({"Who is the queen of the sea?", "Lucy", {}});
+  auto rb = (*b)->ApplyEdit({"Who is the queen of the sea?", "Lucy", {}});
+  EXPECT_EQ(ra->expert, rb->expert);
+  EXPECT_DOUBLE_EQ(ra->loss, rb->loss);
+
+  // Flip one byte in the middle: refused with DATA_LOSS, state unchanged.
+  std::string bytes;
+  {
+    std::ifstream in(snap, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  bytes[bytes.size() / 2] ^= 0x5a;
+  const std::string bad = (dir / "bad.snap").string();
+  std::ofstream(bad, std::ios::binary) << bytes;
+  EXPECT_EQ((*b)->RestoreSnapshot(bad).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ((*b)->Current()->version(), 3u);
+  // Truncated file.
+  std::ofstream(bad, std::ios::binary | std::ios::trunc) << bytes.substr(0, 10);
+  EXPECT_EQ((*b)->RestoreSnapshot(bad).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ((*b)->RestoreSnapshot((dir / "missing.snap").string()).code(), absl::StatusCode::kNotFound);
+  fs::remove_all(dir);
+}
+
+TEST_F(EditorTest, FrozenPrefixTrainsTheSameAsFullRecomputation) {
+  auto o = SmallOptions();
+  o.max_iterations = 15;
+  auto fast = Editor::Create(o);
+  o.frozen_prefix = false;
+  auto slow = Editor::Create(o);
+  ASSERT_TRUE(fast.ok() && slow.ok());
+  auto rf = (*fast)->ApplyEdit({"Who is the queen of the sea?", "Anna", {}});
+  auto rs = (*slow)->ApplyEdit({"Who is the queen of the sea?", "Anna", {}});
+  ASSERT_TRUE(rf.ok() && rs.ok());
+  EXPECT_EQ(rf->expert, rs->expert);
+  EXPECT_NEAR(rf->loss, rs->loss, 1e-3 * std::max(1.0, std::abs(rs->loss)));
+}
+
+TEST_F(EditorTest, WiseAnswersFromItsSideMemory) {
+  auto o = SmallOptions();
+  o.method = EditMethod::kWise;
+  auto editor = Editor::Create(o);
+  ASSERT_TRUE(editor.ok());
+  auto base = (*editor)->Current()->Ask("Once upon a time", 8);
+  ASSERT_TRUE((*editor)->ApplyEdit({"Who is the queen of the sea?", "Anna", {"The cat sat on the mat"}}).ok());
+  auto v = (*editor)->Current();
+  EXPECT_DOUBLE_EQ(v->Score("Who is the queen of the sea?", "Anna")->token_accuracy, 1.0);
+  EXPECT_EQ(v->Ask("Once upon a time", 8)->tokens, base->tokens);
+}
+
+TEST(Utf8, ValidAndInvalid) {
+  EXPECT_TRUE(IsValidUtf8("plain"));
+  EXPECT_TRUE(IsValidUtf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
+  EXPECT_FALSE(IsValidUtf8("\xc3"));
+  EXPECT_FALSE(IsValidUtf8("\xc0\xaf"));          // overlong
+  EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));      // surrogate
+  EXPECT_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));  // beyond U+10FFFF
+}
+
+TEST(EditorOptionsFile, UnknownAndBadSettingsNameTheSetting) {
+  const std::string p = (std::filesystem::temp_directory_path() / "moke_opts.json").string();
+  EditorOptions o;
+  std::ofstream(p) << R"({"num_experts": 2, "routing": "router"})";
+  EXPECT_TRUE(LoadEditorOptions(p, &o).ok());
+  EXPECT_EQ(o.num_experts, 2);
+  EXPECT_EQ(o.routing, Routing::kRouter);
+  std::ofstream(p, std::ios::trunc) << R"({"num_expertz": 4})";
+  auto s = LoadEditorOptions(p, &o);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("num_expertz"), std::string::npos);
+  std::ofstream(p, std::ios::trunc) << R"({"mask_ratio": 0.9})";
+  s = LoadEditorOptions(p, &o);
+  EXPECT_NE(s.message().find("mask_ratio"), std::string::npos) << s;
+  std::ofstream(p, std::ios::trunc) << R"({"lr": "fast"})";
+  s = LoadEditorOptions(p, &o);
+  EXPECT_NE(s.message().find("\"lr\""), std::string::npos) << s;
+}
+
+}  // namespace
+}  // namespace moke

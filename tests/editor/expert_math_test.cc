@@ -1,0 +1,100 @@
+#include "core/experts/expert_math.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+namespace moke {
+namespace {
+
+TEST(DeltaScores, MatchesHandComputedNorms) {
+  // One row, two tokens, F = 2, D = 2, two experts.
+  at::Tensor a = at::tensor({1.0f, 0.0f, 0.0f, 2.0f}).view({1, 2, 2});
+  // tau_0 = [[1, 0], [0, 1]] -> a tau^T rows: [1, 0] (norm 1), [0, 2] (norm 2): mean 1.5
+  // tau_1 = [[0, 3], [4, 0]] -> rows: [0, 4] (norm 4), [6, 0] (norm 6): mean 5
+  at::Tensor taus = at::tensor({1.0f, 0.0f, 0.0f, 1.0f, 0.0f, 3.0f, 4.0f, 0.0f}).view({2, 2, 2});
+  at::Tensor mask = at::ones({1, 2});
+  at::Tensor d = DeltaScores(a, taus, mask);
+  EXPECT_NEAR(d[0][0].item<float>(), 1.5f, 1e-5);
+  EXPECT_NEAR(d[0][1].item<float>(), 5.0f, 1e-5);
+  // Masking out the second token leaves the first token's norms.
+  at::Tensor m1 = at::tensor({1.0f, 0.0f}).view({1, 2});
+  at::Tensor d1 = DeltaScores(a, taus, m1);
+  EXPECT_NEAR(d1[0][0].item<float>(), 1.0f, 1e-5);
+  EXPECT_NEAR(d1[0][1].item<float>(), 4.0f, 1e-5);
+}
+
+TEST(SelectionScores, Equation2) {
+  auto s = SelectionScores({4.0, 2.0, 0.0}, {1.0, 2.0, 0.5});
+  EXPECT_DOUBLE_EQ(s[0], 0.75);  // (4 - 1) / 4
+  EXPECT_DOUBLE_EQ(s[1], 0.0);   // (2 - 2) / 2
+  EXPECT_DOUBLE_EQ(s[2], 0.0);   // empty expert
+}
+
+TEST(SelectExpert, ArgmaxAboveEpsElseSeededRandom) {
+  std::mt19937_64 rng(7);
+  bool fresh = true;
+  EXPECT_EQ(SelectExpert({0.1, 0.5, 0.4}, 0.35, rng, &fresh), 1);
+  EXPECT_FALSE(fresh);
+  std::mt19937_64 r1(3), r2(3);
+  bool f1 = false, f2 = false;
+  const int e1 = SelectExpert({0.1, 0.2, 0.3}, 0.35, r1, &f1);
+  const int e2 = SelectExpert({0.1, 0.2, 0.3}, 0.35, r2, &f2);
+  EXPECT_TRUE(f1);
+  EXPECT_EQ(e1, e2);  // same seed, same choice
+  std::set<int> seen;
+  std::mt19937_64 r3(11);
+  for (int i = 0; i < 200; ++i) seen.insert(SelectExpert({0.0, 0.0, 0.0}, 0.35, r3, &f1));
+  EXPECT_EQ(seen.size(), 3u);  // uniform over all experts
+}
+
+TEST(Losses, MarginAndMemoryHingesByHand) {
+  // alpha 5, beta 20, gamma 10; d_e 12, d_o 7: (20-12) + (7-5) + (10-5) = 15
+  EXPECT_NEAR(MarginLoss(at::tensor(12.0), at::tensor(7.0), 5, 20, 10).item<double>(), 15.0, 1e-9);
+  // satisfied margins give 0
+  EXPECT_NEAR(MarginLoss(at::tensor(25.0), at::tensor(1.0), 5, 20, 10).item<double>(), 0.0, 1e-9);
+  // memory: gamma 10, d_j 8, d_i 3 -> 10 - 5 = 5; d_j 30, d_i 3 -> 0
+  EXPECT_NEAR(MemoryLoss(at::tensor(8.0), at::tensor(3.0), 10).item<double>(), 5.0, 1e-9);
+  EXPECT_NEAR(MemoryLoss(at::tensor(30.0), at::tensor(3.0), 10).item<double>(), 0.0, 1e-9);
+}
+
+TEST(Masks, DisjointWithRequestedRatio) {
+  at::Tensor m = DisjointMasks(3, 0.3, 10, 20, 5);
+  ASSERT_EQ(m.sizes(), (std::vector<int64_t>{3, 10, 20}));
+  EXPECT_EQ(m.sum(0).max().item<int64_t>(), 1);  // no entry in two masks
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(m[i].sum().item<int64_t>(), 60);
+  EXPECT_TRUE(at::equal(m, DisjointMasks(3, 0.3, 10, 20, 5)));
+  EXPECT_FALSE(at::equal(m, DisjointMasks(3, 0.3, 10, 20, 6)));
+  at::Tensor b = BernoulliMask(0.2, 100, 100, 1);
+  EXPECT_NEAR(b.to(at::kFloat).mean().item<float>(), 0.2f, 0.02f);
+}
+
+TEST(Emr, DisjointSupportsReconstructExactly) {
+  at::Tensor masks = DisjointMasks(3, 0.3, 8, 12, 9);
+  at::Tensor taus = at::randn({3, 8, 12}) * masks.to(at::kFloat);
+  EmrExperts e = EmrMerge(taus);
+  EXPECT_TRUE(at::allclose(e.All(), taus, 1e-6, 1e-7));
+  for (int k = 0; k < 3; ++k) EXPECT_NEAR(e.lambdas[k].item<float>(), 1.0f, 1e-5);
+  EXPECT_LT(e.StorageBytes(), 3 * 8 * 12 * 4);
+}
+
+TEST(Emr, OverlappingExampleByHand) {
+  // Two experts on two entries: tau_0 = [2, -1], tau_1 = [1, 3].
+  // sign(sum) = [+, +]; magnitudes agreeing: entry 0 max(2, 1) = 2; entry 1 only tau_1 agrees: 3.
+  // unified = [2, 3]; M_0 = [1, 0], M_1 = [1, 1]; lambda_0 = 3 / 2; lambda_1 = 4 / 5.
+  at::Tensor taus = at::tensor({2.0f, -1.0f, 1.0f, 3.0f}).view({2, 1, 2});
+  EmrExperts e = EmrMerge(taus);
+  EXPECT_TRUE(at::allclose(e.unified, at::tensor({2.0f, 3.0f}).view({1, 2})));
+  EXPECT_NEAR(e.lambdas[0].item<float>(), 1.5f, 1e-6);
+  EXPECT_NEAR(e.lambdas[1].item<float>(), 0.8f, 1e-6);
+  EXPECT_TRUE(at::allclose(e.Expert(0), at::tensor({3.0f, 0.0f}).view({1, 2})));
+}
+
+TEST(PackBits, RoundTrip) {
+  at::Tensor m = BernoulliMask(0.5, 7, 13, 4);
+  auto bits = PackBits(m);
+  EXPECT_EQ(bits.size(), (7u * 13u + 7u) / 8u);
+  EXPECT_TRUE(at::equal(UnpackBits(bits, {7, 13}), m));
+}
+
+}  // namespace
+}  // namespace moke
