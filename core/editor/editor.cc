@@ -390,16 +390,18 @@ absl::StatusOr<EditResult> Editor::Impl::Apply(const EditRequest& edit) {
     } else {
       // Re-edit recognition (beyond the paper, scope_gate = nearest): the nearest held edit.
       if (opt.scope_gate == ScopeGate::kNearest && !history.empty()) {
-        double best = -1;
+        std::vector<size_t> live;
+        std::vector<at::Tensor> fps;
         for (size_t h = 0; h < history.size(); ++h) {
           if (history[h].superseded) continue;
-          const double cs = at::dot(history[h].fingerprint, fp).item<double>();
-          if (cs > best) {
-            best = cs;
-            previous = h;
-          }
+          live.push_back(h);
+          fps.push_back(history[h].fingerprint);
         }
-        if (best < CalibrateMinCosine()) previous.reset();
+        if (!live.empty()) {
+          at::Tensor cos = at::mv(at::stack(fps), fp);
+          const int64_t best = cos.argmax().item<int64_t>();
+          if (cos[best].item<double>() >= CalibrateMinCosine()) previous = live[best];
+        }
       }
       if (previous) {
         expert = history[*previous].expert;
@@ -423,11 +425,21 @@ absl::StatusOr<EditResult> Editor::Impl::Apply(const EditRequest& edit) {
     }
     if (previous) history[*previous].superseded = true;
 
-    // Rehearsal (beyond the paper, retention > 0): earlier live edits of the same expert, most recent first.
+    // Rehearsal (beyond the paper, retention > 0): live edits this expert already holds are trained
+    // again beside the new one, so that it keeps them. Bounded per edit (cost stays flat): the most recent
+    // half of the budget, and a seeded random draw from the older ones for the rest.
     std::vector<size_t> rehearse;
     if (opt.retention > 0) {
-      for (size_t h = history.size(); h-- > 0 && static_cast<int>(rehearse.size()) < opt.retention;) {
-        if (!history[h].superseded && history[h].expert == expert) rehearse.push_back(h);
+      std::vector<size_t> held;
+      for (size_t h = 0; h < history.size(); ++h) {
+        if (!history[h].superseded && history[h].expert == expert) held.push_back(h);
+      }
+      const size_t recent = std::min(held.size(), static_cast<size_t>((opt.retention + 1) / 2));
+      rehearse.assign(held.end() - static_cast<std::ptrdiff_t>(recent), held.end());
+      held.resize(held.size() - recent);
+      std::shuffle(held.begin(), held.end(), rng);
+      for (size_t i = 0; i < held.size() && static_cast<int>(rehearse.size()) < opt.retention; ++i) {
+        rehearse.push_back(held[i]);
       }
       for (size_t h : rehearse) {
         auto r = AugmentedRows(history[h].question, model->EncodeContinuation(history[h].answer), false);
@@ -575,13 +587,16 @@ absl::StatusOr<EditResult> Editor::Impl::Apply(const EditRequest& edit) {
 
 double Editor::Impl::CalibrateMinCosine() const {
   if (opt.nearest_min_cosine > 0) return opt.nearest_min_cosine;
-  // Halfway between how close unrelated prompts come to held edits and a paraphrase's closeness
-  // (cos ~ 0.87 on the small model): never below the unrelated prompts' best match.
+  // Just above the closest any known unrelated prompt comes to a held edit, and never below 0.75
+  // (a paraphrase sits at cos ~0.87 on the small model, two different questions at ~0.62).
+  std::vector<at::Tensor> held, unrelated;
+  for (const auto& h : history) {
+    if (!h.superseded) held.push_back(h.fingerprint);
+  }
+  for (const auto& u : pool) unrelated.push_back(u.fp);
   double unrelated_best = 0;
-  for (const auto& u : pool) {
-    for (const auto& h : history) {
-      if (!h.superseded) unrelated_best = std::max(unrelated_best, at::dot(u.fp, h.fingerprint).item<double>());
-    }
+  if (!held.empty() && !unrelated.empty()) {
+    unrelated_best = at::mm(at::stack(unrelated), at::stack(held).t()).max().item<double>();
   }
   return std::max(0.75, std::min(0.95, unrelated_best + 0.02));
 }
