@@ -101,11 +101,16 @@ class Editor {
   // Checks an edit without changing anything (empty text, non-UTF-8, too many answer tokens, question
   // past the context window). Thread-safe.
   absl::Status ValidateEdit(const EditRequest& edit) const;
-  // Applies one edit and publishes a new version. On error nothing is published and the state is as before.
-  absl::StatusOr<EditResult> ApplyEdit(const EditRequest& edit);
+  // Applies one edit and, with publish = true, publishes the new version. With publish = false the edit
+  // is held back until Publish(), so that a server can make it durable before any reader sees it.
+  // On error nothing is published and the state is as before.
+  absl::StatusOr<EditResult> ApplyEdit(const EditRequest& edit, bool publish = true);
+  // Publishes the latest applied state (a no-op when it is already published). Editor thread.
+  void Publish();
 
   // The latest published version (cheap: a shared pointer copy).
   std::shared_ptr<const KnowledgeView> Current() const;
+  // Editor thread only (reads state that ApplyEdit changes).
   EditorStats Stats() const;
 
   // Writes the current state (experts or their EMR form, masks, router, thresholds, replay buffer, edit

@@ -40,9 +40,12 @@ Route KnowledgeState::RouteFromActivations(const at::Tensor& a, std::optional<Ro
   if (options.scope_gate == ScopeGate::kNearest && options.method == EditMethod::kMoke) {
     r.threshold = min_cosine;
     if (!fingerprints.defined() || fingerprints.size(0) == 0) return r;
-    at::Tensor cos = at::mv(fingerprints, Fingerprint(a));
+    at::Tensor f = Fingerprint(a);
+    at::Tensor cos = at::mv(fingerprints, f);
     const int64_t best = cos.argmax().item<int64_t>();
-    if (cos[best].item<double>() >= min_cosine) r.expert = fingerprint_expert[best];
+    const double c = cos[best].item<double>();
+    const double nearest_negative = negatives.defined() ? at::mv(negatives, f).max().item<double>() : -1.0;
+    if (c >= min_cosine && c > nearest_negative) r.expert = fingerprint_expert[best];
     return r;
   }
 

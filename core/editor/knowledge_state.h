@@ -34,8 +34,11 @@ class KnowledgeState {
   at::Tensor router_w, router_b;   // [K, F], [K]; undefined for WISE
 
   // Nearest-edit gate: L2-normalised fingerprints [N, F] of the held edits' questions, their experts.
+  // A prompt is edited knowledge when its nearest held edit is at cosine >= min_cosine and nearer than
+  // every known unrelated prompt; it then goes to that edit's expert.
   at::Tensor fingerprints;
   std::vector<int> fingerprint_expert;
+  at::Tensor negatives;  // [P, F] fingerprints of known unrelated prompts (out of scope)
   double min_cosine = 1.0;
 
   int num_experts() const;

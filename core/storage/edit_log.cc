@@ -82,7 +82,7 @@ class Reader {
   size_t pos_ = 0;
 };
 
-constexpr uint8_t kPayloadFormat = 1;
+constexpr uint8_t kPayloadFormat = 2;
 
 // Tries to read one framed record at `pos`. Returns the payload and sets *next on success.
 bool ReadFramed(std::string_view data, uint64_t pos, std::string_view* payload, uint64_t* next) {
@@ -121,6 +121,8 @@ std::string EncodeLogPayload(const LogRecord& r) {
   PutStr(&s, r.answer);
   PutStr(&s, r.request_id);
   PutStr(&s, r.snapshot);
+  PutU32(&s, static_cast<uint32_t>(r.unrelated.size()));
+  for (const auto& u : r.unrelated) PutStr(&s, u);
   return s;
 }
 
@@ -130,14 +132,26 @@ absl::StatusOr<LogRecord> DecodeLogPayload(std::string_view payload) {
   uint8_t format = 0, type = 0, nc = 0;
   uint64_t micros = 0;
   uint32_t expert = 0, iters = 0;
-  if (!rd.U8(&format) || format != kPayloadFormat) return absl::DataLossError("edit log record: unknown payload format");
+  // Format 1 had no unrelated prompts; format 2 appends them.
+  if (!rd.U8(&format) || (format != kPayloadFormat && format != 1)) {
+    return absl::DataLossError("edit log record: unknown payload format");
+  }
   if (!rd.U8(&type) || type < 1 || type > 3) return absl::DataLossError("edit log record: unknown record type");
   r.type = static_cast<LogRecordType>(type);
   if (!rd.U64(&r.edit_id) || !rd.U64(&r.version) || !rd.U64(&micros) || !rd.U32(&expert) || !rd.U8(&nc) ||
       !rd.U32(&iters) || !rd.F64(&r.loss) || !rd.F64(&r.apply_seconds) || !rd.Str(&r.question) ||
-      !rd.Str(&r.answer) || !rd.Str(&r.request_id) || !rd.Str(&r.snapshot) || !rd.done() || nc > 1) {
+      !rd.Str(&r.answer) || !rd.Str(&r.request_id) || !rd.Str(&r.snapshot) || nc > 1) {
     return absl::DataLossError("edit log record: malformed payload");
   }
+  if (format >= 2) {
+    uint32_t n = 0;
+    if (!rd.U32(&n) || n > 1024) return absl::DataLossError("edit log record: malformed payload");
+    r.unrelated.resize(n);
+    for (auto& u : r.unrelated) {
+      if (!rd.Str(&u)) return absl::DataLossError("edit log record: malformed payload");
+    }
+  }
+  if (!rd.done()) return absl::DataLossError("edit log record: malformed payload");
   r.unix_micros = static_cast<int64_t>(micros);
   r.expert = static_cast<int32_t>(expert);
   r.iterations = static_cast<int32_t>(iters);

@@ -37,6 +37,7 @@ struct LogRecord {
   std::string question;
   std::string answer;
   std::string request_id;   // may be empty
+  std::vector<std::string> unrelated;  // the edit's unrelated prompts (x_o), replayed with it
   int32_t expert = -1;
   bool new_concept = false;
   int32_t iterations = 0;

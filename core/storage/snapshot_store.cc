@@ -47,7 +47,7 @@ absl::StatusOr<SnapshotFile> SnapshotStore::Stat(const std::string& name) const 
   f.bytes = static_cast<int64_t>(size);
   auto mtime = fs::last_write_time(f.path, ec);
   if (!ec) {
-    auto sys = std::chrono::clock_cast<std::chrono::system_clock>(mtime);
+    auto sys = std::chrono::file_clock::to_sys(mtime);
     f.unix_micros = std::chrono::duration_cast<std::chrono::microseconds>(sys.time_since_epoch()).count();
   }
   return f;

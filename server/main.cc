@@ -1,0 +1,84 @@
+// moke-server: the knowledge-editing gRPC service. See server/server_options.h for the flags.
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "CLI/CLI.hpp"
+#include "server/server.h"
+#include "spdlog/spdlog.h"
+
+namespace {
+
+// SIGTERM/SIGINT: the handler writes one byte to a pipe that the main thread waits on. (A sigmask +
+// sigwait design misses signals delivered to threads that libraries start before main().)
+int g_signal_pipe[2] = {-1, -1};
+
+void OnStopSignal(int sig) {
+  const char c = static_cast<char>(sig);
+  (void)!write(g_signal_pipe[1], &c, 1);
+}
+
+bool WritePortFile(const std::string& path, int grpc_port, int metrics_port) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << grpc_port << "\n" << metrics_port << "\n";
+    if (!out.flush()) return false;
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  return !ec;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (pipe2(g_signal_pipe, O_CLOEXEC) != 0) return 1;
+  struct sigaction sa {};
+  sa.sa_handler = OnStopSignal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+
+  moke::server::ServerOptions options;
+  CLI::App app{"moke-server: knowledge editing (MoKE) over gRPC"};
+  moke::server::AddServerFlags(app, &options);
+  CLI11_PARSE(app, argc, argv);
+
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%t] %v");
+  if (absl::Status s = moke::server::FinalizeServerOptions(&options); !s.ok()) {
+    spdlog::error("bad configuration: {}", std::string(s.message()));
+    return 2;
+  }
+  spdlog::set_level(spdlog::level::from_str(options.log_level));
+
+  absl::StatusOr<std::unique_ptr<moke::server::Server>> server = moke::server::Server::Start(options);
+  if (!server.ok()) {
+    spdlog::error("cannot start: {}", std::string(server.status().message()));
+    return server.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  }
+  if (!options.port_file.empty() && !WritePortFile(options.port_file, (*server)->port(), (*server)->metrics_port())) {
+    spdlog::error("--port-file: cannot write {}", options.port_file);
+    return 1;
+  }
+
+  if (absl::Status s = (*server)->LoadAndServe(); !s.ok()) {
+    spdlog::error("cannot serve: {}", std::string(s.message()));
+    (*server)->Shutdown(false);
+    return 1;
+  }
+  char sig = 0;
+  while (read(g_signal_pipe[0], &sig, 1) < 0 && errno == EINTR) {
+  }
+  spdlog::info("signal {} received: draining the queue, writing a snapshot, stopping", static_cast<int>(sig));
+  (*server)->Shutdown(/*write_snapshot=*/true);
+  spdlog::info("stopped");
+  return 0;
+}

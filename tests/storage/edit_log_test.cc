@@ -1,0 +1,176 @@
+// The edit log: round trip, torn tail ignored (and truncated), corruption in the middle refused.
+#include "core/storage/edit_log.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "gtest/gtest.h"
+
+namespace moke::storage {
+namespace {
+
+namespace fs = std::filesystem;
+
+LogRecord Edit(uint64_t id, const std::string& q, const std::string& a, const std::string& rid = "") {
+  LogRecord r;
+  r.type = LogRecordType::kEdit;
+  r.edit_id = id;
+  r.version = id;
+  r.unix_micros = 1700000000000000 + static_cast<int64_t>(id);
+  r.question = q;
+  r.answer = a;
+  r.request_id = rid;
+  r.expert = static_cast<int32_t>(id % 3);
+  r.new_concept = id % 2 == 0;
+  r.iterations = 7;
+  r.loss = 0.25;
+  r.apply_seconds = 0.5;
+  return r;
+}
+
+class EditLogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("moke_edit_log_test_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    path_ = (dir_ / "edit.log").string();
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string ReadAll() {
+    std::ifstream in(path_, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  void WriteAll(const std::string& s) {
+    std::ofstream out(path_, std::ios::binary | std::ios::trunc);
+    out << s;
+  }
+  void WriteThree() {
+    std::vector<LogRecord> recs;
+    auto log = EditLog::Open(path_, &recs);
+    ASSERT_TRUE(log.ok()) << log.status();
+    ASSERT_TRUE((*log)->Append(Edit(1, "The capital of France is", "Paris", "r1")).ok());
+    ASSERT_TRUE((*log)->Append(Edit(2, "Lily's dog is named", "Max \xE2\x9C\x93")).ok());
+    ASSERT_TRUE((*log)->Append(Edit(3, "q3", "a3", "r3")).ok());
+  }
+  fs::path dir_;
+  std::string path_;
+};
+
+TEST_F(EditLogTest, RoundTripAcrossReopen) {
+  WriteThree();
+  std::vector<LogRecord> recs;
+  auto log = EditLog::Open(path_, &recs);
+  ASSERT_TRUE(log.ok()) << log.status();
+  ASSERT_EQ(recs.size(), 3u);
+  EXPECT_EQ(recs[0], Edit(1, "The capital of France is", "Paris", "r1"));
+  EXPECT_EQ(recs[1], Edit(2, "Lily's dog is named", "Max \xE2\x9C\x93"));
+  LogRecord snap;
+  snap.type = LogRecordType::kSnapshot;
+  snap.version = 3;
+  snap.snapshot = "snap-3.bin";
+  ASSERT_TRUE((*log)->Append(snap).ok());
+  ASSERT_TRUE((*log)->Append(Edit(4, "q4", "a4")).ok());
+  log->reset();
+  ASSERT_TRUE(EditLog::Open(path_, &recs).ok());
+  ASSERT_EQ(recs.size(), 5u);
+  EXPECT_EQ(recs[3], snap);
+  EXPECT_EQ(recs[4].edit_id, 4u);
+}
+
+TEST_F(EditLogTest, EmptyAndNewFile) {
+  std::vector<LogRecord> recs;
+  ASSERT_TRUE(EditLog::Open(path_, &recs).ok());
+  EXPECT_TRUE(recs.empty());
+  EXPECT_EQ(fs::file_size(path_), kLogFileHeaderSize);
+  ASSERT_TRUE(EditLog::Open(path_, &recs).ok());
+  EXPECT_TRUE(recs.empty());
+}
+
+TEST_F(EditLogTest, TornTailIgnoredAndTruncated) {
+  WriteThree();
+  const std::string full = ReadAll();
+  const std::string third = EncodeLogRecord(Edit(3, "q3", "a3", "r3"));
+  // Every cut inside the last record is a torn tail: two records survive.
+  for (size_t cut = 1; cut < third.size(); cut += 3) {
+    WriteAll(full.substr(0, full.size() - cut));
+    std::vector<LogRecord> recs;
+    auto log = EditLog::Open(path_, &recs);
+    ASSERT_TRUE(log.ok()) << "cut " << cut << ": " << log.status();
+    ASSERT_EQ(recs.size(), 2u) << "cut " << cut;
+    EXPECT_EQ(fs::file_size(path_), full.size() - third.size()) << "torn bytes truncated";
+    // Appending after the truncation gives a clean log.
+    ASSERT_TRUE((*log)->Append(Edit(3, "q3b", "a3b")).ok());
+    log->reset();
+    ASSERT_TRUE(EditLog::Open(path_, &recs).ok());
+    ASSERT_EQ(recs.size(), 3u);
+    EXPECT_EQ(recs[2].question, "q3b");
+  }
+}
+
+TEST_F(EditLogTest, GarbageTailIgnored) {
+  WriteThree();
+  WriteAll(ReadAll() + std::string(100, '\0'));
+  std::vector<LogRecord> recs;
+  ASSERT_TRUE(EditLog::Open(path_, &recs).ok());
+  EXPECT_EQ(recs.size(), 3u);
+}
+
+TEST_F(EditLogTest, CorruptMiddleRecordIsDataLoss) {
+  WriteThree();
+  std::string data = ReadAll();
+  // Flip a byte inside the first record's payload.
+  data[kLogFileHeaderSize + kRecordHeaderSize + 20] ^= 0x40;
+  WriteAll(data);
+  std::vector<LogRecord> recs;
+  auto log = EditLog::Open(path_, &recs);
+  ASSERT_FALSE(log.ok());
+  EXPECT_EQ(log.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(log.status().message().find("corrupt"), std::string::npos) << log.status();
+  EXPECT_EQ(ReadAll(), data) << "a corrupt log is left untouched";
+}
+
+TEST_F(EditLogTest, CorruptLengthFieldInMiddleIsDataLoss) {
+  WriteThree();
+  std::string data = ReadAll();
+  data[kLogFileHeaderSize + 5] ^= 0x7F;  // record 1 length
+  WriteAll(data);
+  std::vector<LogRecord> recs;
+  auto log = EditLog::Open(path_, &recs);
+  ASSERT_FALSE(log.ok());
+  EXPECT_EQ(log.status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST_F(EditLogTest, ForeignFileRefused) {
+  WriteAll("hello world, not a log");
+  std::vector<LogRecord> recs;
+  auto log = EditLog::Open(path_, &recs);
+  ASSERT_FALSE(log.ok());
+  EXPECT_EQ(log.status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(EditLogParse, EditIdsMustBeConsecutive) {
+  std::string data(kLogFileMagic, kLogFileHeaderSize);
+  data += EncodeLogRecord(Edit(1, "a", "b"));
+  data += EncodeLogRecord(Edit(3, "c", "d"));
+  auto parsed = ParseEditLog(data);
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(EditLogParse, PayloadRoundTrip) {
+  LogRecord r = Edit(9, std::string("\0x\xff", 3), "", "id");
+  r.type = LogRecordType::kRestore;
+  r.snapshot = "snap-9.bin";
+  auto back = DecodeLogPayload(EncodeLogPayload(r));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(*back, r);
+  EXPECT_FALSE(DecodeLogPayload(EncodeLogPayload(r) + "x").ok());
+  EXPECT_FALSE(DecodeLogPayload("").ok());
+}
+
+}  // namespace
+}  // namespace moke::storage

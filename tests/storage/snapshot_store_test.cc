@@ -1,0 +1,97 @@
+// Snapshot names and the start-up recovery plan (which checkpoint to restore, which edits to replay).
+// The end-to-end fallback past a corrupt snapshot file is in tests/server/crash_test.cc.
+#include "core/storage/snapshot_store.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "gtest/gtest.h"
+
+namespace moke::storage {
+namespace {
+
+LogRecord Edit(uint64_t id, uint64_t version) {
+  LogRecord r;
+  r.type = LogRecordType::kEdit;
+  r.edit_id = id;
+  r.version = version;
+  r.question = "q" + std::to_string(id);
+  r.answer = "a";
+  return r;
+}
+LogRecord Marker(LogRecordType t, uint64_t version) {
+  LogRecord r;
+  r.type = t;
+  r.version = version;
+  r.snapshot = SnapshotStore::NameFor(version);
+  return r;
+}
+
+TEST(SnapshotStore, Names) {
+  uint64_t v = 0;
+  EXPECT_EQ(SnapshotStore::NameFor(12), "snap-12.bin");
+  EXPECT_TRUE(SnapshotStore::IsValidName("snap-12.bin", &v));
+  EXPECT_EQ(v, 12u);
+  EXPECT_TRUE(SnapshotStore::IsValidName("snap-0.bin"));
+  for (const char* bad : {"snap-.bin", "snap-01.bin", "snap--1.bin", "snap-1.bin.tmp", "../snap-1.bin", "snap-1/x.bin",
+                          "snap-1a.bin", "", "snap-99999999999999999999999.bin"}) {
+    EXPECT_FALSE(SnapshotStore::IsValidName(bad)) << bad;
+  }
+}
+
+TEST(SnapshotStore, ListSortsByVersionAndSkipsOthers) {
+  const std::string dir = std::filesystem::temp_directory_path() / ("moke_snap_test_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  auto store = SnapshotStore::Open(dir);
+  ASSERT_TRUE(store.ok());
+  for (const char* n : {"snap-10.bin", "snap-2.bin", "snap-3.bin.tmp", "other"}) std::ofstream(dir + "/" + n) << "x";
+  auto list = store->List();
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0].name, "snap-2.bin");
+  EXPECT_EQ(list[1].version, 10u);
+  EXPECT_EQ(list[1].bytes, 1);
+  EXPECT_GT(list[1].unix_micros, 0);
+  EXPECT_FALSE(store->Stat("snap-5.bin").ok());
+  std::filesystem::remove_all(dir);
+}
+
+TEST(PlanRecovery, NoSnapshotsReplaysEverything) {
+  auto plan = PlanRecovery({Edit(1, 1), Edit(2, 2)});
+  ASSERT_TRUE(plan.ok());
+  EXPECT_TRUE(plan->base_snapshot.empty());
+  EXPECT_TRUE(plan->checkpoints.empty());
+  EXPECT_EQ(plan->edits.size(), 2u);
+}
+
+TEST(PlanRecovery, CheckpointsInOrderForFallback) {
+  auto plan = PlanRecovery({Edit(1, 1), Edit(2, 2), Marker(LogRecordType::kSnapshot, 2), Edit(3, 3), Edit(4, 4),
+                            Marker(LogRecordType::kSnapshot, 4), Edit(5, 5)});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_EQ(plan->checkpoints.size(), 2u);
+  EXPECT_EQ(plan->checkpoints[1].snapshot, "snap-4.bin");
+  EXPECT_EQ(plan->checkpoints[1].edits_before, 4u);  // newest: replay edit 5 only
+  EXPECT_EQ(plan->checkpoints[0].edits_before, 2u);  // fallback: replay 3, 4, 5
+  EXPECT_EQ(plan->edits.size(), 5u);                 // last resort: version 0 and all five
+}
+
+TEST(PlanRecovery, RestoreStartsANewLineage) {
+  auto plan = PlanRecovery({Edit(1, 1), Edit(2, 2), Marker(LogRecordType::kSnapshot, 2), Edit(3, 3),
+                            Marker(LogRecordType::kRestore, 2), Edit(4, 3), Edit(5, 4)});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->base_snapshot, "snap-2.bin");
+  EXPECT_EQ(plan->base_version, 2u);
+  EXPECT_TRUE(plan->checkpoints.empty());
+  ASSERT_EQ(plan->edits.size(), 2u);
+  EXPECT_EQ(plan->edits[0].edit_id, 4u);
+}
+
+TEST(PlanRecovery, VersionGapIsDataLoss) {
+  auto plan = PlanRecovery({Edit(1, 1), Edit(2, 3)});
+  ASSERT_FALSE(plan.ok());
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kDataLoss);
+}
+
+}  // namespace
+}  // namespace moke::storage
