@@ -43,6 +43,25 @@ absl::Status ParseScopeGate(const std::string& s, ScopeGate* out) {
   return absl::OkStatus();
 }
 
+absl::Status ApplyProfile(const std::string& profile, EditorOptions* o) {
+  if (profile == "paper") {
+    o->retention = 0;
+    o->scope_gate = ScopeGate::kThreshold;
+    o->margin_loss = true;
+    o->memory_loss = true;
+  } else if (profile == "moke+") {
+    const EditorOptions d;
+    o->retention = d.retention;
+    o->scope_gate = d.scope_gate;
+    o->margin_loss = d.margin_loss;
+    o->memory_loss = d.memory_loss;
+    o->nearest_min_cosine = d.nearest_min_cosine;
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("setting \"profile\": \"", profile, "\" is not one of paper, moke+"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status LoadEditorOptions(const std::string& path, EditorOptions* o) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open config file"));
@@ -50,6 +69,10 @@ absl::Status LoadEditorOptions(const std::string& path, EditorOptions* o) {
   ss << in.rdbuf();
   nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, false);
   if (j.is_discarded() || !j.is_object()) return absl::InvalidArgumentError(absl::StrCat(path, ": not a JSON object"));
+  if (auto p = j.find("profile"); p != j.end()) {
+    if (!p->is_string()) return absl::InvalidArgumentError(absl::StrCat(path, ": setting \"profile\" must be a string"));
+    if (auto s = ApplyProfile(p->get<std::string>(), o); !s.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", s.message()));
+  }
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& k = it.key();
     const auto& v = it.value();
@@ -77,6 +100,7 @@ absl::Status LoadEditorOptions(const std::string& path, EditorOptions* o) {
       return absl::OkStatus();
     };
     absl::Status s;
+    if (k == "profile") continue;  // applied above
     if (k == "model_dir") s = str(&o->model_dir);
     else if (k == "device") s = str(&o->device);
     else if (k == "dtype") s = str(&o->dtype);
@@ -153,6 +177,7 @@ absl::Status ValidateEditorOptions(const EditorOptions& o) {
   if (o.max_new_tokens < 1) return bad("max_new_tokens", "must be >= 1");
   if (o.threads < 0) return bad("threads", "must be >= 0");
   if (o.retention < 0) return bad("retention", "must be >= 0");
+  if (o.nearest_min_cosine < 0 || o.nearest_min_cosine > 1) return bad("nearest_min_cosine", "must be in [0, 1]");
   return absl::OkStatus();
 }
 

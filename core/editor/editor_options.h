@@ -44,8 +44,8 @@ struct EditorOptions {
   double stop_loss = 0.02;
   double stop_delta = 1e-4;
   double alpha = 0.75, beta = 3.0, gamma = 1.5;  // Eq. 5-6 margins
-  bool margin_loss = true;
-  bool memory_loss = true;
+  bool margin_loss = false;            // paper: true (Eq. 5)
+  bool memory_loss = false;            // paper: true (Eq. 6)
   int replay_capacity = 50;
   bool augment = true;                 // self-generated prefixes + subject noise
   int num_prefixes = 10;
@@ -56,10 +56,11 @@ struct EditorOptions {
   int router_steps = 20;
   double router_lr = 1e-2;
   bool use_emr = true;                 // serve and store EMR-merged experts
-  // Beyond the paper (issue 9). Paper behaviour: retention = 0, scope_gate = kThreshold.
-  int retention = 0;                   // earlier edits of the same expert rehearsed per edit step
-  ScopeGate scope_gate = ScopeGate::kThreshold;
-  double nearest_min_cosine = 0.0;     // kNearest: 0 = calibrate from held edits and unrelated prompts
+  // Beyond the paper (issue 9), the default. {"profile": "paper"} in the config file gives the paper's
+  // behaviour: retention 0, scope_gate threshold, margin_loss and memory_loss on.
+  int retention = 16;                  // earlier edits of the same expert rehearsed per edit (bounded)
+  ScopeGate scope_gate = ScopeGate::kNearest;
+  double nearest_min_cosine = 0.85;    // kNearest: the floor under the nearest held edit's cosine
   // WISE.
   double wise_mask_ratio = 0.2;
   int wise_save_freq = 500;
@@ -71,7 +72,11 @@ struct EditorOptions {
   uint64_t seed = 42;
 };
 
-// Reads a JSON config file; every key is optional and unknown keys are errors naming the key.
+// Sets the settings a profile names: "paper" (the paper's MoKE: no rehearsal, the Delta-threshold gate,
+// margin and memory losses) or "moke+" (this project's defaults).
+absl::Status ApplyProfile(const std::string& profile, EditorOptions* options);
+// Reads a JSON config file; every key is optional and unknown keys are errors naming the key. A
+// "profile" key is applied first, so that the file's other keys refine it.
 absl::Status LoadEditorOptions(const std::string& path, EditorOptions* options);
 // Checks ranges; the message names the setting.
 absl::Status ValidateEditorOptions(const EditorOptions& options);

@@ -132,8 +132,7 @@ absl::StatusOr<LogRecord> DecodeLogPayload(std::string_view payload) {
   uint8_t format = 0, type = 0, nc = 0;
   uint64_t micros = 0;
   uint32_t expert = 0, iters = 0;
-  // Format 1 had no unrelated prompts; format 2 appends them.
-  if (!rd.U8(&format) || (format != kPayloadFormat && format != 1)) {
+  if (!rd.U8(&format) || format != kPayloadFormat) {
     return absl::DataLossError("edit log record: unknown payload format");
   }
   if (!rd.U8(&type) || type < 1 || type > 3) return absl::DataLossError("edit log record: unknown record type");
@@ -143,13 +142,11 @@ absl::StatusOr<LogRecord> DecodeLogPayload(std::string_view payload) {
       !rd.Str(&r.answer) || !rd.Str(&r.request_id) || !rd.Str(&r.snapshot) || nc > 1) {
     return absl::DataLossError("edit log record: malformed payload");
   }
-  if (format >= 2) {
-    uint32_t n = 0;
-    if (!rd.U32(&n) || n > 1024) return absl::DataLossError("edit log record: malformed payload");
-    r.unrelated.resize(n);
-    for (auto& u : r.unrelated) {
-      if (!rd.Str(&u)) return absl::DataLossError("edit log record: malformed payload");
-    }
+  uint32_t n = 0;
+  if (!rd.U32(&n) || n > 1024) return absl::DataLossError("edit log record: malformed payload");
+  r.unrelated.resize(n);
+  for (auto& u : r.unrelated) {
+    if (!rd.Str(&u)) return absl::DataLossError("edit log record: malformed payload");
   }
   if (!rd.done()) return absl::DataLossError("edit log record: malformed payload");
   r.unix_micros = static_cast<int64_t>(micros);

@@ -165,6 +165,7 @@ TEST(EditLogParse, PayloadRoundTrip) {
   LogRecord r = Edit(9, std::string("\0x\xff", 3), "", "id");
   r.type = LogRecordType::kRestore;
   r.snapshot = "snap-9.bin";
+  r.unrelated = {"nq question: who wrote it", "", "caf\xc3\xa9"};
   auto back = DecodeLogPayload(EncodeLogPayload(r));
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(*back, r);
