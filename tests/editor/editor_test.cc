@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "tests/testing/paths.h"
 
@@ -39,8 +40,11 @@ class EditorTest : public ::testing::Test {
   }
 };
 
+// The paper's method (profile "paper"): the latest answer wins for the question and its paraphrase.
 TEST_F(EditorTest, LatestAnswerWinsAndUnrelatedPromptsAreUntouched) {
-  auto editor = Editor::Create(SmallOptions());
+  auto o = SmallOptions();
+  ASSERT_TRUE(ApplyProfile("paper", &o).ok());
+  auto editor = Editor::Create(o);
   ASSERT_TRUE(editor.ok()) << editor.status();
   auto base = (*editor)->Current();
   EXPECT_EQ(base->version(), 0u);
@@ -74,6 +78,50 @@ TEST_F(EditorTest, LatestAnswerWinsAndUnrelatedPromptsAreUntouched) {
   for (size_t i = 0; i < UnrelatedPrompts().size(); ++i) {
     auto a = view->Ask(UnrelatedPrompts()[i], 8);
     ASSERT_TRUE(a.ok());
+    EXPECT_EQ(a->tokens, before[i]) << UnrelatedPrompts()[i];
+    EXPECT_EQ(a->route.expert, -1) << UnrelatedPrompts()[i];
+  }
+}
+
+// The default (rehearsal + nearest-edit gate): the latest answer wins, earlier facts stay, unrelated
+// prompts are untouched.
+TEST_F(EditorTest, DefaultsKeepEarlierFactsAndLatestAnswer) {
+  auto editor = Editor::Create(SmallOptions());
+  ASSERT_TRUE(editor.ok()) << editor.status();
+  auto base = (*editor)->Current();
+  std::vector<std::vector<int64_t>> before;
+  for (const auto& p : UnrelatedPrompts()) before.push_back(base->Ask(p, 8)->tokens);
+  const std::vector<std::pair<std::string, std::string>> edits = {
+      {"What is the name of the king of the forest?", "Max"}, {"Where does the wizard live?", "Paris"},
+      {"Who is the queen of the sea?", "Anna"},             {"What is the name of the king of the forest?", "Rosa"},
+      {"What color is the magic hat?", "green"},            {"What is the name of the king of the forest?", "Bella"}};
+  int king_expert = -1;
+  for (const auto& [q, a] : edits) {
+    auto r = (*editor)->ApplyEdit({q, a, {}});
+    ASSERT_TRUE(r.ok()) << r.status();
+    if (q.find("king") != std::string::npos) {
+      if (king_expert < 0) king_expert = r->expert;
+      EXPECT_EQ(r->expert, king_expert) << "a re-edit goes to the expert holding the previous answer";
+    }
+  }
+  auto view = (*editor)->Current();
+  const std::map<std::string, std::string> latest = {{"What is the name of the king of the forest?", "Bella"},
+                                                     {"Where does the wizard live?", "Paris"},
+                                                     {"Who is the queen of the sea?", "Anna"},
+                                                     {"What color is the magic hat?", "green"}};
+  for (const auto& [q, a] : latest) {
+    auto s = view->Score(q, a);
+    ASSERT_TRUE(s.ok());
+    // The last edit is learned exactly; earlier ones are kept by rehearsal, most of their tokens at least
+    // (without rehearsal, profile "paper", later edits of the same expert overwrite them).
+    if (a == "Bella") EXPECT_DOUBLE_EQ(s->token_accuracy, 1.0) << q;
+    else EXPECT_GE(s->token_accuracy, 0.75) << q;
+    EXPECT_GE(s->route.expert, 0) << q;
+  }
+  EXPECT_LT(view->Score("What is the name of the king of the forest?", "Max")->token_accuracy, 1.0);
+  EXPECT_LT(view->Score("What is the name of the king of the forest?", "Rosa")->token_accuracy, 1.0);
+  for (size_t i = 0; i < UnrelatedPrompts().size(); ++i) {
+    auto a = view->Ask(UnrelatedPrompts()[i], 8);
     EXPECT_EQ(a->tokens, before[i]) << UnrelatedPrompts()[i];
     EXPECT_EQ(a->route.expert, -1) << UnrelatedPrompts()[i];
   }

@@ -1,0 +1,212 @@
+#!/usr/bin/python3
+"""Structural check of deploy/: the Kubernetes manifests agree with each other and with the server.
+
+No cluster and no schema download here, so this checks what a typo would break: every file a
+kustomization names exists; the Deployment runs one pod (Recreate), non-root, with requests and limits,
+and gRPC startup/liveness/readiness probes on its gRPC port; every PVC, ConfigMap and Secret it uses is
+defined; the Service selects the pod and targets its named ports; the ServiceMonitor selects the Service
+and scrapes a port it has; the GPU overlay requests and limits nvidia.com/gpu; and every MOKE_* variable
+set in the manifests, the compose file and the Dockerfiles is one moke-server reads (server/server_options.cc).
+Needs python3-yaml (a dependency of yamllint). Exit 77 when it is missing.
+"""
+import os
+import re
+import sys
+
+try:
+    import yaml
+except ImportError:
+    print("check_manifests: SKIPPED: /usr/bin/python3 has no yaml module (install python3-yaml or yamllint)")
+    sys.exit(77)
+
+root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+kdir = os.path.join(root, "deploy", "kubernetes")
+errors = []
+
+
+def err(msg):
+    errors.append(msg)
+
+
+def load(path):
+    with open(path) as f:
+        return [d for d in yaml.safe_load_all(f) if d]
+
+
+def kustomize(d):
+    """Our own tiny kustomize: resources + strategic-merge patches (merge lists of named items by name)."""
+    k = load(os.path.join(d, "kustomization.yaml"))[0]
+    docs = []
+    for r in k.get("resources", []):
+        p = os.path.join(d, r)
+        if os.path.isdir(p):
+            docs += kustomize(p)
+        elif os.path.exists(p):
+            docs += load(p)
+        else:
+            err(f"{d}/kustomization.yaml: resource {r} does not exist")
+    for patch in k.get("patches", []):
+        p = os.path.join(d, patch["path"])
+        if not os.path.exists(p):
+            err(f"{d}: patch {patch['path']} does not exist")
+            continue
+        for pd in load(p):
+            target = [x for x in docs if x["kind"] == pd["kind"] and x["metadata"]["name"] == pd["metadata"]["name"]]
+            if not target:
+                err(f"{p}: patches {pd['kind']}/{pd['metadata']['name']}, which is not in the resources")
+            for t in target:
+                merge(t, pd)
+    for img in k.get("images", []):
+        for dep in (x for x in docs if x["kind"] == "Deployment"):
+            for c in dep["spec"]["template"]["spec"]["containers"]:
+                if c["image"].split(":")[0] == img["name"]:  # as kustomize: the name without the tag
+                    c["image"] = f"{img.get('newName', img['name'])}:{img.get('newTag', 'latest')}"
+    return docs
+
+
+def merge(dst, src):
+    for key, v in src.items():
+        if isinstance(v, dict) and isinstance(dst.get(key), dict):
+            merge(dst[key], v)
+        elif isinstance(v, list) and isinstance(dst.get(key), list) and all(isinstance(x, dict) and "name" in x for x in v):
+            by_name = {x.get("name"): x for x in dst[key] if isinstance(x, dict)}
+            for item in v:
+                if item["name"] in by_name:
+                    merge(by_name[item["name"]], item)
+                else:
+                    dst[key].append(item)
+        else:
+            dst[key] = v
+
+
+def server_env_names():
+    with open(os.path.join(root, "server", "server_options.cc")) as f:
+        return set(re.findall(r'envname\("(MOKE_[A-Z0-9_]+)"\)', f.read()))
+
+
+def check_env(where, names, known):
+    for n in names:
+        if n.startswith("MOKE_") and n not in known:
+            err(f"{where}: sets {n}, which moke-server does not read (known: {', '.join(sorted(known))})")
+
+
+def check(variant, docs, known_env, secrets):
+    by_kind = {}
+    for d in docs:
+        for key in ("apiVersion", "kind", "metadata"):
+            if key not in d:
+                err(f"{variant}: a document without {key}")
+        by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
+    deps = by_kind.get("Deployment", {}) or by_kind.get("StatefulSet", {})
+    if len(deps) != 1:
+        err(f"{variant}: expected one editor Deployment, found {list(deps)}")
+        return
+    dep = next(iter(deps.values()))
+    spec = dep["spec"]
+    if spec.get("replicas") != 1:
+        err(f"{variant}: editor replicas must be 1 (single writer of the edit log)")
+    if dep["kind"] == "Deployment" and spec.get("strategy", {}).get("type") != "Recreate":
+        err(f"{variant}: the editor Deployment must use strategy Recreate (a ReadWriteOnce volume, one writer)")
+    pod = spec["template"]
+    labels = pod["metadata"]["labels"]
+    if any(labels.get(k) != v for k, v in spec["selector"]["matchLabels"].items()):
+        err(f"{variant}: selector does not match the pod template labels")
+    ps = pod["spec"]
+    sc = ps.get("securityContext", {})
+    if not sc.get("runAsNonRoot") or sc.get("runAsUser", 0) == 0:
+        err(f"{variant}: the pod must run as a non-root user")
+    if ps.get("enableServiceLinks", True):
+        err(f"{variant}: set enableServiceLinks: false (injected MOKE_EDITOR_* variables)")
+    volumes = {v["name"]: v for v in ps.get("volumes", [])}
+    for v in volumes.values():
+        if "persistentVolumeClaim" in v and v["persistentVolumeClaim"]["claimName"] not in by_kind.get("PersistentVolumeClaim", {}):
+            err(f"{variant}: volume {v['name']} uses PVC {v['persistentVolumeClaim']['claimName']}, not defined")
+        if "configMap" in v and v["configMap"]["name"] not in by_kind.get("ConfigMap", {}):
+            err(f"{variant}: volume {v['name']} uses ConfigMap {v['configMap']['name']}, not defined")
+    mounts = set()
+    for c in ps["containers"]:
+        ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+        if "grpc" not in ports or "metrics" not in ports:
+            err(f"{variant}: container {c['name']} needs ports named grpc and metrics")
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            pr = c.get(probe)
+            if not pr or "grpc" not in pr:
+                err(f"{variant}: {c['name']} needs a gRPC {probe}")
+            elif pr["grpc"]["port"] != ports.get("grpc"):
+                err(f"{variant}: {probe} asks port {pr['grpc']['port']}, the gRPC port is {ports.get('grpc')}")
+        res = c.get("resources", {})
+        for part in ("requests", "limits"):
+            if not {"cpu", "memory"} <= set(res.get(part, {})):
+                err(f"{variant}: {c['name']} needs cpu and memory {part}")
+        env = {e["name"]: e for e in c.get("env", [])}
+        check_env(f"{variant} container {c['name']}", env, known_env)
+        tok = env.get("MOKE_TOKEN", {}).get("valueFrom", {}).get("secretKeyRef")
+        if not tok:
+            err(f"{variant}: MOKE_TOKEN must come from a Secret (secretKeyRef)")
+        elif tok["name"] not in secrets or tok["key"] not in secrets[tok["name"]]:
+            err(f"{variant}: MOKE_TOKEN reads Secret {tok['name']} key {tok['key']}, which secret.yaml does not define")
+        for m in c.get("volumeMounts", []):
+            if m["name"] not in volumes:
+                err(f"{variant}: mount {m['name']} has no volume")
+            mounts.add(m["mountPath"])
+        if "/data" not in mounts:
+            err(f"{variant}: /data (edit log, snapshots) must be mounted from the PVC")
+        if variant == "gpu":
+            for part in ("requests", "limits"):
+                if str(res.get(part, {}).get("nvidia.com/gpu")) != "1":
+                    err(f"gpu: {c['name']} must have nvidia.com/gpu: 1 in {part}")
+            if "cuda" not in c["image"]:
+                err(f"gpu: image is {c['image']}, expected the CUDA image")
+            if "/model" not in mounts:
+                err("gpu: the model folder must be mounted at /model")
+        all_ports = ports
+    svcs = by_kind.get("Service", {})
+    if len(svcs) != 1:
+        err(f"{variant}: expected one Service, found {list(svcs)}")
+        return
+    svc = next(iter(svcs.values()))
+    if any(labels.get(k) != v for k, v in svc["spec"]["selector"].items()):
+        err(f"{variant}: Service {svc['metadata']['name']} does not select the editor pod")
+    for p in svc["spec"]["ports"]:
+        if isinstance(p.get("targetPort"), str) and p["targetPort"] not in all_ports:
+            err(f"{variant}: Service port {p['name']} targets {p['targetPort']}, not a container port name")
+    for sm in by_kind.get("ServiceMonitor", {}).values():
+        sel = sm["spec"]["selector"]["matchLabels"]
+        if any(svc["metadata"].get("labels", {}).get(k) != v for k, v in sel.items()):
+            err(f"{variant}: ServiceMonitor {sm['metadata']['name']} does not select Service {svc['metadata']['name']}")
+        for ep in sm["spec"]["endpoints"]:
+            if ep["port"] not in {p["name"] for p in svc["spec"]["ports"]}:
+                err(f"{variant}: ServiceMonitor scrapes port {ep['port']}, which the Service does not have")
+    if not by_kind.get("ServiceMonitor"):
+        err(f"{variant}: no ServiceMonitor")
+    print(f"check_manifests: {variant}: {len(docs)} objects "
+          f"({', '.join(sorted(f'{k}/{n}' for k, v in by_kind.items() for n in v))})")
+
+
+def main():
+    known = server_env_names()
+    if len(known) < 5:
+        err(f"found only {sorted(known)} in server/server_options.cc: the envname() parser is broken")
+    secrets = {d["metadata"]["name"]: set(d.get("stringData", {})) | set(d.get("data", {}))
+               for d in load(os.path.join(kdir, "base", "secret.yaml")) if d["kind"] == "Secret"}
+    for variant in ("base", "gpu"):
+        check(variant, kustomize(os.path.join(kdir, variant)), known, secrets)
+    # The compose file and the Dockerfiles set MOKE_* too.
+    compose = load(os.path.join(root, "deploy", "compose.yaml"))[0]
+    for name, svc in compose["services"].items():
+        check_env(f"compose service {name}", svc.get("environment", {}), known)
+    for df in ("Dockerfile", "Dockerfile.cuda"):
+        with open(os.path.join(root, "docker", df)) as f:
+            text = f.read()
+        check_env(f"docker/{df}", re.findall(r'\b(MOKE_[A-Z0-9_]+)=', text), known)
+        for must in ("HEALTHCHECK", "USER moke", 'VOLUME ["/model", "/data"]', "ARG BASE=debian:bookworm"):
+            if must not in text:
+                err(f"docker/{df}: missing {must}")
+    for e in errors:
+        print("ERROR:", e)
+    print("check_manifests:", "FAILED" if errors else "passed")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
