@@ -68,7 +68,7 @@ struct EditorOptions {
   bool frozen_prefix = true;           // run layers below the edit layer once per edit
   // Limits.
   int max_answer_tokens = 64;  // the small model's byte-level vocabulary spells some ZsRE answers in 33+ tokens
-  int max_new_tokens = 32;
+  int max_new_tokens = 64;  // Ask default and limit: room for the longest answer an edit may teach
   uint64_t seed = 42;
 };
 
