@@ -26,6 +26,7 @@ void RouteToProto(const Route& route, v1::RouteInfo* out) {
   for (double d : route.deltas) out->add_deltas(d);
   for (double p : route.router_probs) out->add_router_probs(p);
   out->set_threshold(route.threshold);
+  out->set_nearest_cosine(route.nearest_cosine);
 }
 
 void EditRecordToProto(const storage::LogRecord& r, v1::EditRecord* out) {

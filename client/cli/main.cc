@@ -59,6 +59,8 @@ std::string RouteText(const v1::RouteInfo& r) {
     s << " (deltas";
     for (double d : r.deltas()) s << " " << d;
     s << "; threshold " << r.threshold() << ")";
+  } else if (r.nearest_cosine() > 0) {
+    s << " (nearest edit at cosine " << r.nearest_cosine() << "; floor " << r.threshold() << ")";
   }
   return s.str();
 }

@@ -200,6 +200,12 @@ class Editor::Impl {
   int ExpertCount() const { return static_cast<int>(taus.size()); }
   void RebuildDerived();
   double CalibrateMinCosine() const;
+  // Growth: the mask of expert k. Experts come in groups of num_experts; the masks of a group are
+  // disjoint (with disjoint_masks) and drawn from a seed of their own, so expert k's mask is the same
+  // whenever it is made (group 0 is the initial bank).
+  at::Tensor MaskFor(int k) const;
+  // Delta_i(a) for every expert, one at a time (no [K, D, F] stack): [K] double on the CPU.
+  std::vector<double> DeltasOf(const at::Tensor& a, const at::Tensor& token_mask) const;
 };
 
 absl::Status Editor::Impl::Init() {
@@ -224,16 +230,10 @@ absl::Status Editor::Impl::Init() {
     w_org = model->down_weight(layer).to(at::kFloat).clone();
     const int64_t d = w_org.size(0), f = w_org.size(1);
     if (opt.method == EditMethod::kMoke) {
-      at::Tensor m = opt.disjoint_masks ? DisjointMasks(opt.num_experts, opt.mask_ratio, d, f, opt.seed)
-                                        : at::stack([&] {
-                                            std::vector<at::Tensor> v;
-                                            for (int i = 0; i < opt.num_experts; ++i)
-                                              v.push_back(BernoulliMask(opt.mask_ratio, d, f, opt.seed + 1 + i));
-                                            return v;
-                                          }());
+      at::Tensor m = opt.disjoint_masks ? DisjointMasks(opt.num_experts, opt.mask_ratio, d, f, opt.seed) : at::Tensor();
       for (int i = 0; i < opt.num_experts; ++i) {
         taus.push_back(at::zeros_like(w_org));
-        masks.push_back(m[i].to(w_org.device()));
+        masks.push_back((opt.disjoint_masks ? m[i] : MaskFor(i)).to(w_org.device()));
       }
       router = Router(opt.num_experts, f, w_org.device());
     } else {
@@ -262,6 +262,22 @@ absl::Status Editor::Impl::Init() {
     Publish();
     return absl::OkStatus();
   });
+}
+
+at::Tensor Editor::Impl::MaskFor(int k) const {
+  const int group = k / opt.num_experts, slot = k % opt.num_experts;
+  const int64_t d = w_org.size(0), f = w_org.size(1);
+  const uint64_t seed = opt.seed + 7919ull * static_cast<uint64_t>(group);
+  if (opt.disjoint_masks) return DisjointMasks(opt.num_experts, opt.mask_ratio, d, f, seed)[slot].to(w_org.device());
+  return BernoulliMask(opt.mask_ratio, d, f, seed + 1 + slot).to(w_org.device());
+}
+
+std::vector<double> Editor::Impl::DeltasOf(const at::Tensor& a, const at::Tensor& token_mask) const {
+  std::vector<double> out;
+  for (const auto& t : taus) {
+    out.push_back(DeltaScores(a, t.unsqueeze(0), token_mask).mean().item<double>());
+  }
+  return out;
 }
 
 Editor::Impl::Unrelated Editor::Impl::MakeUnrelated(const std::string& text) const {
@@ -384,6 +400,7 @@ absl::StatusOr<EditResult> Editor::Impl::Apply(const EditRequest& edit, bool pub
     // ---- Choose the expert. ----
     int expert = 0;
     bool new_concept = false;
+    bool grow = false;  // the edit goes to a new expert, added at commit
     std::optional<size_t> previous;  // an earlier edit of the same question (re-edit)
     if (opt.method == EditMethod::kWise) {
       expert = ExpertCount() - 1;  // the active memory
@@ -407,28 +424,55 @@ absl::StatusOr<EditResult> Editor::Impl::Apply(const EditRequest& edit, bool pub
           if (c >= CalibrateMinCosine() && c > nearest_negative) previous = live[best];
         }
       }
+      // Growth (expert_capacity > 0): experts that already hold expert_capacity live edits take no new
+      // question; when every expert is full, one is added (up to max_experts).
+      std::vector<bool> eligible;
+      if (opt.expert_capacity > 0 && !previous) {
+        std::vector<int> live(ExpertCount(), 0);
+        for (const auto& h : history) {
+          if (!h.superseded && h.question != edit.question) ++live[h.expert];
+        }
+        bool any = false;
+        for (int k = 0; k < ExpertCount(); ++k) {
+          eligible.push_back(live[k] < opt.expert_capacity);
+          any = any || eligible.back();
+        }
+        if (!any) {
+          if (ExpertCount() < opt.max_experts) {
+            grow = true;
+          } else {
+            eligible.clear();  // the bank is at its limit: the paper's behaviour (overwrite)
+          }
+        }
+      }
       if (previous) {
         expert = history[*previous].expert;
+      } else if (grow) {
+        expert = ExpertCount();
+        new_concept = true;
       } else if (opt.activation_selection) {
         at::NoGradGuard ng;
-        at::Tensor all = TausTensor();
-        at::Tensor d_e = DeltaScores(q_a, all, q_mask)[0].to(at::kDouble).cpu();
-        at::Tensor d_o = DeltaScores(unrelated_a, all, unrelated_mask).mean(0).to(at::kDouble).cpu();
-        std::vector<double> de(d_e.data_ptr<double>(), d_e.data_ptr<double>() + ExpertCount());
-        std::vector<double> dob(d_o.data_ptr<double>(), d_o.data_ptr<double>() + ExpertCount());
-        expert = SelectExpert(SelectionScores(de, dob), opt.select_eps, rng, &new_concept);
+        std::vector<double> de = DeltasOf(q_a, q_mask);
+        std::vector<double> dob = DeltasOf(unrelated_a, unrelated_mask);
+        expert = SelectExpert(SelectionScores(de, dob), opt.select_eps, rng, &new_concept, eligible);
       } else {
-        std::uniform_int_distribution<int> pick(0, ExpertCount() - 1);
-        expert = pick(rng);
+        std::vector<int> candidates;
+        for (int k = 0; k < ExpertCount(); ++k) {
+          if (eligible.empty() || eligible[k]) candidates.push_back(k);
+        }
+        std::uniform_int_distribution<size_t> pick(0, candidates.size() - 1);
+        expert = candidates[pick(rng)];
         new_concept = true;
       }
     }
-    // Exact re-edits are recognised in every mode: the old answer is superseded, not rehearsed.
-    for (auto& h : history) {
-      if (!h.superseded && h.question == edit.question) h.superseded = true;
+    // Exact re-edits are recognised in every mode: the old answer is superseded (at commit), not
+    // rehearsed. Only an exact re-edit supersedes: questions that differ in one token ("fact 1" /
+    // "fact 2") have nearly equal fingerprints, so a near match only chooses the expert.
+    std::vector<size_t> superseded;
+    for (size_t h = 0; h < history.size(); ++h) {
+      if (!history[h].superseded && history[h].question == edit.question) superseded.push_back(h);
     }
-    // Only an exact re-edit supersedes: questions that differ in one token ("fact 1" / "fact 2") have
-    // nearly equal fingerprints, so a near match only chooses the expert.
+    auto live_edit = [&](size_t h) { return !history[h].superseded && history[h].question != edit.question; };
 
     // Rehearsal (beyond the paper, retention > 0): live edits this expert already holds are trained
     // again beside the new one, so that it keeps them. Bounded per edit (cost stays flat): the most recent
@@ -437,7 +481,7 @@ absl::StatusOr<EditResult> Editor::Impl::Apply(const EditRequest& edit, bool pub
     if (opt.retention > 0) {
       std::vector<size_t> held;
       for (size_t h = 0; h < history.size(); ++h) {
-        if (!history[h].superseded && history[h].expert == expert) held.push_back(h);
+        if (live_edit(h) && history[h].expert == expert) held.push_back(h);
       }
       const size_t recent = std::min(held.size(), static_cast<size_t>((opt.retention + 1) / 2));
       rehearse.assign(held.end() - static_cast<std::ptrdiff_t>(recent), held.end());
@@ -457,7 +501,7 @@ absl::StatusOr<EditResult> Editor::Impl::Apply(const EditRequest& edit, bool pub
     if (opt.method == EditMethod::kMoke && opt.memory_loss && !replay.empty()) {
       std::vector<size_t> others;
       for (size_t i = 0; i < replay.size(); ++i) {
-        if (replay[i].expert != expert && !history[replay[i].edit].superseded) others.push_back(i);
+        if (replay[i].expert != expert && live_edit(replay[i].edit)) others.push_back(i);
       }
       if (!others.empty()) {
         std::uniform_int_distribution<size_t> pick(0, others.size() - 1);
@@ -480,8 +524,8 @@ absl::StatusOr<EditResult> Editor::Impl::Apply(const EditRequest& edit, bool pub
     }
     at::Tensor a_all = split.a.to(at::kFloat);
 
-    at::Tensor tau = taus[expert].clone();
-    const at::Tensor& mask = masks[expert];
+    at::Tensor tau = grow ? at::zeros_like(w_org) : taus[expert].clone();
+    const at::Tensor mask = grow ? MaskFor(expert) : masks[expert];
     const at::Tensor maskf = mask.to(at::kFloat);
     at::Tensor tau_j_m, a_m, m_m;
     if (replayed) {
@@ -535,6 +579,13 @@ absl::StatusOr<EditResult> Editor::Impl::Apply(const EditRequest& edit, bool pub
     at::NoGradGuard ng;
     for (const auto& text : edit.unrelated) {
       if (!text.empty()) AddSupplied(text);
+    }
+    for (size_t h : superseded) history[h].superseded = true;
+    if (grow) {
+      taus.push_back(tau);
+      masks.push_back(mask);
+      min_delta.push_back(std::numeric_limits<double>::infinity());
+      router.AddExpert();
     }
     taus[expert] = tau;
     const double d_now = DeltaScores(q_a, tau.unsqueeze(0), q_mask).item<double>();
@@ -604,11 +655,14 @@ void Editor::Impl::Publish() {
   s->layer = layer;
   s->version = version;
   s->w_org = w_org;
-  at::Tensor all = TausTensor();
   if (opt.method == EditMethod::kMoke && opt.use_emr) {
-    s->emr = EmrMerge(all);
+    s->emr_group = opt.num_experts;
+    for (int g = 0; g < ExpertCount(); g += opt.num_experts) {
+      const int n = std::min(opt.num_experts, ExpertCount() - g);
+      s->emr.push_back(EmrMerge(at::stack(std::vector<at::Tensor>(taus.begin() + g, taus.begin() + g + n))));
+    }
   } else {
-    s->taus = all;
+    s->taus = TausTensor();
   }
   s->thresholds.resize(min_delta.size());
   for (size_t i = 0; i < min_delta.size(); ++i) s->thresholds[i] = opt.threshold_factor * min_delta[i];
@@ -704,7 +758,8 @@ EditorStats Editor::Stats() const {
   const int64_t df = impl_->w_org.numel();
   s.memory_bytes["model"] = impl_->model->load_stats().weight_bytes;
   s.memory_bytes["experts"] = s.num_experts * df * 4;
-  s.memory_bytes["experts_emr"] = df * 4 + s.num_experts * ((df + 7) / 8) + s.num_experts * 4;
+  const int64_t groups = (s.num_experts + impl_->opt.num_experts - 1) / impl_->opt.num_experts;
+  s.memory_bytes["experts_emr"] = groups * df * 4 + s.num_experts * ((df + 7) / 8) + s.num_experts * 4;
   s.memory_bytes["router"] = impl_->opt.method == EditMethod::kMoke ? (s.num_experts * (impl_->w_org.size(1) + 1)) * 4 : 0;
   int64_t replay_bytes = 0;
   for (const auto& r : impl_->replay) replay_bytes += impl_->history[r.edit].a.numel() * 4;
@@ -782,10 +837,14 @@ absl::Status Editor::SaveSnapshot(const std::string& path) const {
     }
     // The EMR form, for the storage figure and for serving tools that read snapshots.
     if (s.opt.method == EditMethod::kMoke && s.opt.use_emr) {
-      EmrExperts e = EmrMerge(s.TausTensor());
-      data.blobs.push_back(F32Blob("emr.unified", e.unified));
-      data.blobs.push_back(BitsBlob("emr.masks", e.masks));
-      data.blobs.push_back(F32Blob("emr.lambdas", e.lambdas));
+      const int g = s.opt.num_experts;
+      for (int first = 0, i = 0; first < s.ExpertCount(); first += g, ++i) {
+        const int n = std::min(g, s.ExpertCount() - first);
+        EmrExperts e = EmrMerge(at::stack(std::vector<at::Tensor>(s.taus.begin() + first, s.taus.begin() + first + n)));
+        data.blobs.push_back(F32Blob(absl::StrCat("emr.", i, ".unified"), e.unified));
+        data.blobs.push_back(BitsBlob(absl::StrCat("emr.", i, ".masks"), e.masks));
+        data.blobs.push_back(F32Blob(absl::StrCat("emr.", i, ".lambdas"), e.lambdas));
+      }
     }
     return absl::OkStatus();
   }));
@@ -819,7 +878,12 @@ absl::Status Editor::RestoreSnapshot(const std::string& path) {
     std::map<std::string, const SnapshotBlob*> blobs;
     for (const auto& b : data.blobs) blobs[b.name] = &b;
     const size_t k = meta.at("num_experts").get<size_t>();
-    if (s.opt.method == EditMethod::kMoke && k != s.taus.size()) return bad("snapshot has another number of experts");
+    if (s.opt.method == EditMethod::kMoke &&
+        (k < static_cast<size_t>(s.opt.num_experts) || k > static_cast<size_t>(s.opt.max_experts) ||
+         (s.opt.expert_capacity == 0 && k != static_cast<size_t>(s.opt.num_experts)))) {
+      return bad(absl::StrCat("snapshot has ", k, " experts; this configuration allows ", s.opt.num_experts,
+                              s.opt.expert_capacity > 0 ? absl::StrCat("..", s.opt.max_experts) : std::string()));
+    }
     const c10::Device dev = s.w_org.device();
     std::vector<at::Tensor> taus, masks;
     std::vector<HeldEdit> history;
@@ -842,6 +906,9 @@ absl::Status Editor::RestoreSnapshot(const std::string& path) {
           auto it = blobs.find(absl::StrCat("router.", i));
           if (it == blobs.end()) return absl::DataLossError(absl::StrCat(path, ": missing router"));
           rt.push_back(BlobTensor(*it->second, dev));
+        }
+        if (rt[0].dim() != 2 || rt[0].size(0) != static_cast<int64_t>(k) || rt[0].size(1) != s.w_org.size(1)) {
+          return absl::DataLossError(absl::StrCat(path, ": router does not match the experts"));
         }
         router.SetTensors(rt, meta.at("router_step").get<int64_t>());
       }

@@ -39,9 +39,10 @@ struct EditResult {
 // How a prompt was routed.
 struct Route {
   int expert = -1;                   // -1: the original weights
-  std::vector<double> deltas;        // Delta_i(x) per expert (or memory for WISE)
-  std::vector<double> router_probs;  // empty for WISE
-  double threshold = 0;
+  std::vector<double> deltas;        // Delta_i(x) per expert (or memory for WISE); empty with the nearest gate
+  std::vector<double> router_probs;  // empty for WISE and with the nearest gate
+  double threshold = 0;              // the Delta gate's threshold, or the nearest gate's cosine floor
+  double nearest_cosine = 0;         // nearest gate: cosine of the nearest held edit (0 when none)
 };
 
 struct AskResult {

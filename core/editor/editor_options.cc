@@ -46,12 +46,14 @@ absl::Status ParseScopeGate(const std::string& s, ScopeGate* out) {
 absl::Status ApplyProfile(const std::string& profile, EditorOptions* o) {
   if (profile == "paper") {
     o->retention = 0;
+    o->expert_capacity = 0;
     o->scope_gate = ScopeGate::kThreshold;
     o->margin_loss = true;
     o->memory_loss = true;
   } else if (profile == "moke+") {
     const EditorOptions d;
     o->retention = d.retention;
+    o->expert_capacity = d.expert_capacity;
     o->scope_gate = d.scope_gate;
     o->margin_loss = d.margin_loss;
     o->memory_loss = d.memory_loss;
@@ -145,6 +147,8 @@ absl::Status LoadEditorOptions(const std::string& path, EditorOptions* o) {
     else if (k == "seed") s = integer(&o->seed);
     else if (k == "retention") s = integer(&o->retention);
     else if (k == "nearest_min_cosine") s = num(&o->nearest_min_cosine);
+    else if (k == "expert_capacity") s = integer(&o->expert_capacity);
+    else if (k == "max_experts") s = integer(&o->max_experts);
     else if (k == "scope_gate") {
       std::string g;
       s = str(&g);
@@ -178,6 +182,8 @@ absl::Status ValidateEditorOptions(const EditorOptions& o) {
   if (o.threads < 0) return bad("threads", "must be >= 0");
   if (o.retention < 0) return bad("retention", "must be >= 0");
   if (o.nearest_min_cosine < 0 || o.nearest_min_cosine > 1) return bad("nearest_min_cosine", "must be in [0, 1]");
+  if (o.expert_capacity < 0) return bad("expert_capacity", "must be >= 0");
+  if (o.max_experts < o.num_experts || o.max_experts > 4096) return bad("max_experts", "must be in num_experts..4096");
   return absl::OkStatus();
 }
 

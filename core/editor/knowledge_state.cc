@@ -17,26 +17,29 @@ at::Tensor Fingerprint(const at::Tensor& a) {
 }
 
 int KnowledgeState::num_experts() const {
-  if (emr) return static_cast<int>(emr->lambdas.size(0));
+  if (!emr.empty()) {
+    int n = 0;
+    for (const auto& g : emr) n += static_cast<int>(g.lambdas.size(0));
+    return n;
+  }
   return taus.defined() ? static_cast<int>(taus.size(0)) : 0;
 }
 
-at::Tensor KnowledgeState::Tau(int64_t k) const { return emr ? emr->Expert(k) : taus[k]; }
-at::Tensor KnowledgeState::AllTaus() const { return emr ? emr->All() : taus; }
+at::Tensor KnowledgeState::Tau(int64_t k) const {
+  return emr.empty() ? taus[k] : emr[k / emr_group].Expert(k % emr_group);
+}
+
+at::Tensor KnowledgeState::AllTaus() const {
+  if (emr.empty()) return taus;
+  std::vector<at::Tensor> all;
+  for (const auto& g : emr) all.push_back(g.All());
+  return at::cat(all, 0);
+}
 
 Route KnowledgeState::RouteFromActivations(const at::Tensor& a, std::optional<Routing> routing) const {
   Route r;
   const int k = num_experts();
   if (k == 0) return r;
-  at::Tensor mask = at::ones({1, a.size(1)}, at::TensorOptions().dtype(at::kFloat).device(a.device()));
-  if (a.size(1) > 1) mask.index_put_({0, 0}, 0.0);  // BOS carries no information about the prompt
-  at::Tensor d = DeltaScores(a, AllTaus(), mask)[0].to(at::kDouble).cpu();  // [K]
-  r.deltas.assign(d.data_ptr<double>(), d.data_ptr<double>() + k);
-  if (router_w.defined()) {
-    at::Tensor p = at::softmax(at::linear(Fingerprint(a).unsqueeze(0), router_w, router_b), -1)[0].to(at::kDouble).cpu();
-    r.router_probs.assign(p.data_ptr<double>(), p.data_ptr<double>() + k);
-  }
-
   if (options.scope_gate == ScopeGate::kNearest && options.method == EditMethod::kMoke) {
     r.threshold = min_cosine;
     if (!fingerprints.defined() || fingerprints.size(0) == 0) return r;
@@ -45,8 +48,18 @@ Route KnowledgeState::RouteFromActivations(const at::Tensor& a, std::optional<Ro
     const int64_t best = cos.argmax().item<int64_t>();
     const double c = cos[best].item<double>();
     const double nearest_negative = negatives.defined() ? at::mv(negatives, f).max().item<double>() : -1.0;
+    r.nearest_cosine = c;
     if (c >= min_cosine && c > nearest_negative) r.expert = fingerprint_expert[best];
     return r;
+  }
+
+  at::Tensor mask = at::ones({1, a.size(1)}, at::TensorOptions().dtype(at::kFloat).device(a.device()));
+  if (a.size(1) > 1) mask.index_put_({0, 0}, 0.0);  // BOS carries no information about the prompt
+  at::Tensor d = DeltaScores(a, AllTaus(), mask)[0].to(at::kDouble).cpu();  // [K]
+  r.deltas.assign(d.data_ptr<double>(), d.data_ptr<double>() + k);
+  if (router_w.defined()) {
+    at::Tensor p = at::softmax(at::linear(Fingerprint(a).unsqueeze(0), router_w, router_b), -1)[0].to(at::kDouble).cpu();
+    r.router_probs.assign(p.data_ptr<double>(), p.data_ptr<double>() + k);
   }
 
   if (options.method == EditMethod::kWise) {

@@ -26,9 +26,11 @@ class KnowledgeState {
   uint64_t version = 0;
   at::Tensor w_org;  // [D, F] float32, the edit layer's original down-projection
 
-  // Experts as served. MoKE with EMR: `emr` holds them; otherwise `taus` [K, D, F] (W_k - W_org).
-  // WISE: `taus` holds the memories (frozen ones and the active one).
-  std::optional<EmrExperts> emr;
+  // Experts as served. MoKE with EMR: `emr` holds them, one EMR merge per group of `emr_group`
+  // experts (masks are disjoint within a group, so each merge is exact); otherwise `taus` [K, D, F]
+  // (W_k - W_org). WISE: `taus` holds the memories (frozen ones and the active one).
+  std::vector<EmrExperts> emr;
+  int emr_group = 1;
   at::Tensor taus;
   std::vector<double> thresholds;  // per expert / memory; +inf where it holds nothing
   at::Tensor router_w, router_b;   // [K, F], [K]; undefined for WISE
@@ -46,7 +48,8 @@ class KnowledgeState {
   at::Tensor Tau(int64_t k) const;
   at::Tensor AllTaus() const;  // [K, D, F]
 
-  // Route a tokenized prompt (BOS first). `a` [1, T, F] is its down-projection input.
+  // Route a tokenized prompt. With the nearest-edit gate only the fingerprint is computed (no Delta per
+  // expert): the cost of a route does not grow with the number of experts. (BOS first). `a` [1, T, F] is its down-projection input.
   Route RouteFromActivations(const at::Tensor& a, std::optional<Routing> routing) const;
   Route RoutePrompt(const std::vector<int64_t>& prompt_ids, std::optional<Routing> routing) const;
   // The down-projection override for a route (none for the original weights).

@@ -23,15 +23,24 @@ std::vector<double> SelectionScores(const std::vector<double>& delta_edit, const
   return s;
 }
 
-int SelectExpert(const std::vector<double>& scores, double eps, std::mt19937_64& rng, bool* new_concept) {
-  const auto best = std::max_element(scores.begin(), scores.end());
-  if (best != scores.end() && *best > eps) {
+int SelectExpert(const std::vector<double>& scores, double eps, std::mt19937_64& rng, bool* new_concept,
+                 const std::vector<bool>& eligible) {
+  std::vector<int> candidates;
+  for (size_t i = 0; i < scores.size(); ++i) {
+    if (eligible.empty() || (i < eligible.size() && eligible[i])) candidates.push_back(static_cast<int>(i));
+  }
+  if (candidates.empty()) return -1;
+  int best = candidates[0];
+  for (int i : candidates) {
+    if (scores[i] > scores[best]) best = i;
+  }
+  if (scores[best] > eps) {
     *new_concept = false;
-    return static_cast<int>(best - scores.begin());
+    return best;
   }
   *new_concept = true;
-  std::uniform_int_distribution<int> pick(0, static_cast<int>(scores.size()) - 1);
-  return pick(rng);
+  std::uniform_int_distribution<int> pick(0, static_cast<int>(candidates.size()) - 1);
+  return candidates[pick(rng)];
 }
 
 at::Tensor MarginLoss(const at::Tensor& d_e, const at::Tensor& d_o, double alpha, double beta, double gamma) {

@@ -21,8 +21,11 @@ at::Tensor DeltaScores(const at::Tensor& a, const at::Tensor& taus, const at::Te
 std::vector<double> SelectionScores(const std::vector<double>& delta_edit, const std::vector<double>& delta_other);
 
 // Expert for an edit (Eq. 3): argmax_i S_i if max S_i > eps, else a uniformly random expert (a new
-// concept). Sets *new_concept accordingly.
-int SelectExpert(const std::vector<double>& scores, double eps, std::mt19937_64& rng, bool* new_concept);
+// concept). Sets *new_concept accordingly. With `eligible` non-empty only the experts marked true are
+// candidates (growth: full experts are not); -1 when none is. With every expert eligible the draw is
+// the same as with `eligible` empty.
+int SelectExpert(const std::vector<double>& scores, double eps, std::mt19937_64& rng, bool* new_concept,
+                 const std::vector<bool>& eligible = {});
 
 // Margin loss (Eq. 5) for the trained expert: d_e, d_o scalars (Delta on the edit and on unrelated input).
 at::Tensor MarginLoss(const at::Tensor& d_e, const at::Tensor& d_o, double alpha, double beta, double gamma);

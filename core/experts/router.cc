@@ -53,6 +53,17 @@ Router Router::Clone() const {
   return r;
 }
 
+void Router::AddExpert() {
+  auto row = [](const at::Tensor& t) { return at::cat({t, at::zeros({1, t.size(1)}, t.options())}, 0); };
+  auto one = [](const at::Tensor& t) { return at::cat({t, at::zeros({1}, t.options())}, 0); };
+  w_ = row(w_);
+  mw_ = row(mw_);
+  vw_ = row(vw_);
+  b_ = one(b_);
+  mb_ = one(mb_);
+  vb_ = one(vb_);
+}
+
 void Router::SetTensors(const std::vector<at::Tensor>& t, int64_t step) {
   w_ = t[0];
   b_ = t[1];

@@ -19,6 +19,9 @@ class Router {
   // `steps` Adam steps of CE over (features [N, F], labels [N] int64).
   void Train(const at::Tensor& features, const at::Tensor& labels, int steps, double lr);
   Router Clone() const;
+  // Adds one expert (a zero row, zero Adam moments): growth of the expert bank.
+  void AddExpert();
+  int num_experts() const { return w_.defined() ? static_cast<int>(w_.size(0)) : 0; }
   bool defined() const { return w_.defined(); }
 
   // State, for snapshots.

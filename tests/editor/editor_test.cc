@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 
 #include "tests/testing/paths.h"
 
@@ -225,6 +226,68 @@ TEST_F(EditorTest, SnapshotRoundTripAndCorruptSnapshotRefused) {
   std::ofstream(bad, std::ios::binary | std::ios::trunc) << bytes.substr(0, 10);
   EXPECT_EQ((*b)->RestoreSnapshot(bad).code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ((*b)->RestoreSnapshot((dir / "missing.snap").string()).code(), absl::StatusCode::kNotFound);
+  fs::remove_all(dir);
+}
+
+// Growth: a full expert takes no new question; when every expert is full one is added, up to
+// max_experts; a re-edit still goes to the expert holding the previous answer; snapshots keep the bank.
+TEST_F(EditorTest, FullExpertsGrowTheBankUpToTheLimit) {
+  auto o = SmallOptions();
+  o.num_experts = 2;
+  o.mask_ratio = 0.3;
+  o.expert_capacity = 1;
+  o.max_experts = 4;
+  const std::vector<std::pair<std::string, std::string>> edits = {
+      {"Who is the queen of the sea?", "Anna"}, {"Where does the wizard live?", "Paris"},
+      {"What color is the magic hat?", "green"}, {"How many legs does the dragon have?", "six"}};
+  auto editor = Editor::Create(o);
+  ASSERT_TRUE(editor.ok()) << editor.status();
+  const int64_t df = (*editor)->Stats().memory_bytes.at("experts") / 2 / 4;
+  std::set<int> experts;
+  for (size_t i = 0; i < edits.size(); ++i) {
+    auto r = (*editor)->ApplyEdit({edits[i].first, edits[i].second, {}});
+    ASSERT_TRUE(r.ok()) << r.status();
+    experts.insert(r->expert);
+    EXPECT_EQ((*editor)->Stats().num_experts, std::max<int>(2, static_cast<int>(i) + 1)) << "edit " << i;
+  }
+  EXPECT_EQ(experts, (std::set<int>{0, 1, 2, 3})) << "one edit per expert at capacity 1";
+  // Two EMR groups of two: two unified matrices, four bit masks, four scalars.
+  EXPECT_EQ((*editor)->Stats().memory_bytes.at("experts_emr"), 2 * df * 4 + 4 * ((df + 7) / 8) + 4 * 4);
+  // At the limit: no growth, the edit goes to an existing expert.
+  auto extra = (*editor)->ApplyEdit({"Who rides the golden horse?", "Tim", {}});
+  ASSERT_TRUE(extra.ok());
+  EXPECT_EQ((*editor)->Stats().num_experts, 4);
+  EXPECT_LT(extra->expert, 4);
+  // A re-edit of a full expert's question stays in that expert.
+  auto again = (*editor)->ApplyEdit({"What color is the magic hat?", "blue", {}});
+  ASSERT_TRUE(again.ok());
+  auto view = (*editor)->Current();
+  EXPECT_EQ(view->Ask("What color is the magic hat?", 4)->route.expert, again->expert);
+  EXPECT_DOUBLE_EQ(view->Score("What color is the magic hat?", "blue")->token_accuracy, 1.0);
+  // Each of the grown experts answers its own question (served through its group's EMR merge).
+  for (size_t i : {1, 3}) {
+    auto s = view->Score(edits[i].first, edits[i].second);
+    EXPECT_DOUBLE_EQ(s->token_accuracy, 1.0) << edits[i].first;
+  }
+
+  const fs::path dir = TempDir();
+  const std::string snap = (dir / "grown.snap").string();
+  ASSERT_TRUE((*editor)->SaveSnapshot(snap).ok());
+  auto restored = Editor::Create(o);
+  ASSERT_TRUE(restored.ok());
+  ASSERT_TRUE((*restored)->RestoreSnapshot(snap).ok());
+  EXPECT_EQ((*restored)->Stats().num_experts, 4);
+  for (const auto& [q, a] : edits) {
+    EXPECT_EQ((*restored)->Current()->Ask(q, 4)->tokens, view->Ask(q, 4)->tokens) << q;
+  }
+  // The paper's configuration (no growth) refuses a grown snapshot, naming the counts.
+  auto paper = o;
+  paper.expert_capacity = 0;
+  auto fixed = Editor::Create(paper);
+  ASSERT_TRUE(fixed.ok());
+  const absl::Status st = (*fixed)->RestoreSnapshot(snap);
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(st.message().find("4 experts"), std::string::npos) << st;
   fs::remove_all(dir);
 }
 

@@ -1,4 +1,5 @@
 #include "core/experts/expert_math.h"
+#include "core/experts/router.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -45,6 +46,27 @@ TEST(SelectExpert, ArgmaxAboveEpsElseSeededRandom) {
   std::mt19937_64 r3(11);
   for (int i = 0; i < 200; ++i) seen.insert(SelectExpert({0.0, 0.0, 0.0}, 0.35, r3, &f1));
   EXPECT_EQ(seen.size(), 3u);  // uniform over all experts
+}
+
+TEST(SelectExpert, OnlyEligibleExpertsAreCandidates) {
+  std::mt19937_64 rng(5);
+  bool fresh = true;
+  // The best expert (1) is full: the best eligible one above eps wins.
+  EXPECT_EQ(SelectExpert({0.4, 0.9, 0.5}, 0.35, rng, &fresh, {true, false, true}), 2);
+  EXPECT_FALSE(fresh);
+  // Below eps: a random eligible expert, never an ineligible one.
+  std::set<int> seen;
+  for (int i = 0; i < 200; ++i) seen.insert(SelectExpert({0.9, 0.1, 0.0, 0.2}, 0.35, rng, &fresh, {false, true, false, true}));
+  EXPECT_EQ(seen, (std::set<int>{1, 3}));
+  EXPECT_TRUE(fresh);
+  // None eligible: -1 (the caller grows the bank).
+  EXPECT_EQ(SelectExpert({0.9, 0.9}, 0.35, rng, &fresh, {false, false}), -1);
+  // All eligible draws exactly as no eligibility list (the paper's behaviour is unchanged).
+  std::mt19937_64 r1(9), r2(9);
+  bool f1, f2;
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(SelectExpert({0.1, 0.2, 0.3}, 0.35, r1, &f1), SelectExpert({0.1, 0.2, 0.3}, 0.35, r2, &f2, {true, true, true}));
+  }
 }
 
 TEST(Losses, MarginAndMemoryHingesByHand) {
@@ -94,6 +116,27 @@ TEST(PackBits, RoundTrip) {
   auto bits = PackBits(m);
   EXPECT_EQ(bits.size(), (7u * 13u + 7u) / 8u);
   EXPECT_TRUE(at::equal(UnpackBits(bits, {7, 13}), m));
+}
+
+}  // namespace
+}  // namespace moke
+
+namespace moke {
+namespace {
+
+TEST(Router, AddExpertKeepsTheOldLogitsAndLearnsTheNewClass) {
+  Router r(2, 3, c10::Device(c10::kCPU));
+  at::Tensor x = at::eye(3);
+  r.Train(x.narrow(0, 0, 2), at::tensor({0, 1}, at::kLong), 30, 0.1);
+  at::Tensor before = r.Probs(x.narrow(0, 0, 2));
+  r.AddExpert();
+  EXPECT_EQ(r.num_experts(), 3);
+  at::Tensor after = r.Probs(x.narrow(0, 0, 2));
+  // A zero logit for the new expert: the old experts' odds are unchanged.
+  EXPECT_NEAR((after[0][0] / after[0][1]).item<double>(), (before[0][0] / before[0][1]).item<double>(), 1e-4);
+  r.Train(x, at::tensor({0, 1, 2}, at::kLong), 60, 0.1);
+  at::Tensor best = r.Probs(x).argmax(-1);
+  for (int64_t i = 0; i < 3; ++i) EXPECT_EQ(best[i].item<int64_t>(), i);
 }
 
 }  // namespace
