@@ -36,7 +36,7 @@ Summary Summarize(const std::vector<QuestionEval>& evals) {
   Summary s;
   s.questions = static_cast<int>(evals.size());
   double rel = 0, gen = 0, loc = 0;
-  int em_hits = 0, route_q = 0, route_l = 0;
+  int em_hits = 0, route_q = 0, route_l = 0, route_g = 0, gen_routes = 0;
   for (const QuestionEval& e : evals) {
     rel += e.rel;
     if (e.gen) { gen += *e.gen; ++s.gen_count; }
@@ -44,6 +44,10 @@ Summary Summarize(const std::vector<QuestionEval>& evals) {
     if (e.em) { em_hits += *e.em; ++s.em_count; }
     route_q += e.routed_expert == e.expected_expert;
     if (e.loc_routed_expert) route_l += *e.loc_routed_expert == -1;
+    if (e.gen_routed_expert) {
+      ++gen_routes;
+      route_g += *e.gen_routed_expert == e.expected_expert;
+    }
   }
   int loc_routes = 0;
   for (const QuestionEval& e : evals) loc_routes += e.loc_routed_expert.has_value();
@@ -54,6 +58,7 @@ Summary Summarize(const std::vector<QuestionEval>& evals) {
   if (s.gen_count > 0) s.gen = gen / s.gen_count;
   if (s.loc_count > 0) s.loc = loc / s.loc_count;
   if (s.em_count > 0) s.em = static_cast<double>(em_hits) / s.em_count;
+  if (gen_routes > 0) s.route_rephrase = static_cast<double>(route_g) / gen_routes;
   if (loc_routes > 0) s.route_loc = static_cast<double>(route_l) / loc_routes;
   if (s.questions + loc_routes > 0)
     s.route = static_cast<double>(route_q + route_l) / static_cast<double>(s.questions + loc_routes);

@@ -5,7 +5,7 @@
 //   Gen.  the same after the rephrased question;
 //   Loc.  fraction of the locality answer's positions whose argmax equals the unedited model's argmax;
 //   Route the question routes to the expert that learned its final edit, and the locality prompt routes
-//         to -1 (the original weights);
+//         to -1 (the original weights); route_rephrase: the same for the rephrased question;
 //   EM    the greedy answer, normalized (NormalizeAnswer), equals the normalized final answer.
 // Pure functions; thread-safe.
 #pragma once
@@ -50,6 +50,7 @@ struct QuestionEval {
   std::optional<int> loc_routed_expert;
   std::optional<bool> em;              // absent: not evaluated
   std::string generated;
+  std::optional<int> gen_routed_expert;  // route of the rephrase (absent: no rephrase)
 };
 
 struct Summary {
@@ -60,6 +61,7 @@ struct Summary {
   double route_question = 0;           // fraction of questions routed to their expected expert
   std::optional<double> route_loc;     // fraction of loc prompts routed to -1
   double route = 0;                    // both together: hits / (questions + loc prompts)
+  std::optional<double> route_rephrase;  // fraction of rephrases routed to their question's expected expert
 };
 
 Summary Summarize(const std::vector<QuestionEval>& evals);

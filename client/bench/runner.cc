@@ -78,6 +78,7 @@ json SummaryJson(const Summary& s) {
               {"route", s.route},
               {"route_question", s.route_question},
               {"route_loc", Opt(s.route_loc)},
+              {"route_rephrase", Opt(s.route_rephrase)},
               {"em", Opt(s.em)},
               {"questions", s.questions},
               {"gen_count", s.gen_count},
@@ -314,7 +315,9 @@ class BenchRun {
         req.set_prompt(e.rephrase);
         auto gen = client_->Score(req);
         if (!gen.ok()) return gen.status();
-        q.gen = TokenAccuracy(ToSample(*gen));
+        const ScoreSample gs = ToSample(*gen);
+        q.gen = TokenAccuracy(gs);
+        q.gen_routed_expert = gs.route_expert;
       }
       const Baseline& b = baseline_.at(e.qid);
       if (!e.loc.empty() && b.loc_argmax) {
@@ -407,6 +410,7 @@ class BenchRun {
                 {"expected_expert", q.expected_expert},
                 {"routed_expert", q.routed_expert},
                 {"loc_routed_expert", q.loc_routed_expert ? json(*q.loc_routed_expert) : json(nullptr)},
+                {"gen_routed_expert", q.gen_routed_expert ? json(*q.gen_routed_expert) : json(nullptr)},
                 {"rel", q.rel},
                 {"gen", Opt(q.gen)},
                 {"loc", Opt(q.loc)},
@@ -448,8 +452,8 @@ class BenchRun {
     std::vector<double> lat;
     for (const EditRow& r : rows_) lat.push_back(r.latency_s);
     const LatencySummary ls = SummarizeLatency(lat);
-    std::cout << absl::StrFormat("\nrouting: questions %.2f, locality prompts to the original weights %s\n",
-                                 s.route_question, Fmt(s.route_loc))
+    std::cout << absl::StrFormat("\nrouting: questions %.2f, rephrases %s, locality prompts to the original weights %s\n",
+                                 s.route_question, Fmt(s.route_rephrase), Fmt(s.route_loc))
               << absl::StrFormat("unedited Rel. %.2f\n", unedited_rel)
               << absl::StrFormat("edit latency: median %.3f s, p95 %.3f s, at edit 10 %s s, last %s s, %.2f edits/s\n\n",
                                  ls.median, ls.p95, ls.at_10 ? absl::StrFormat("%.3f", *ls.at_10) : "n/a",

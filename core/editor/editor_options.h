@@ -64,7 +64,7 @@ struct EditorOptions {
   // Growth (MoKE): an expert holds at most expert_capacity live edits; a new edit that would overflow
   // it goes to another expert with room, and when none has room one expert is added (masks drawn in
   // groups of num_experts, disjoint within a group; EMR merges each group). 0: no limit (the paper).
-  int expert_capacity = 16;
+  int expert_capacity = 8;
   int max_experts = 128;               // growth stops here; the paper's overwrite takes over
   // WISE.
   double wise_mask_ratio = 0.2;

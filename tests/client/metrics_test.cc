@@ -42,7 +42,11 @@ TEST(MetricsTest, SummarizesHandMadeEvaluations) {
   evals[2] = {"2", "c", 0.0, std::nullopt, std::nullopt, 0, 0, std::nullopt, std::nullopt, ""};
   // q3
   evals[3] = {"3", "d", 0.5, 0.5, 1.0, 1, 1, -1, false, "x"};
+  evals[0].gen_routed_expert = 2;  // right
+  evals[1].gen_routed_expert = 0;  // wrong (expected 1)
+  evals[3].gen_routed_expert = -1; // wrong: the rephrase missed the gate
   const Summary s = Summarize(evals);
+  EXPECT_DOUBLE_EQ(*s.route_rephrase, 1.0 / 3);
   EXPECT_EQ(s.questions, 4);
   EXPECT_DOUBLE_EQ(s.rel, (1.0 + 0.5 + 0.0 + 0.5) / 4);
   EXPECT_EQ(s.gen_count, 3);
@@ -63,6 +67,7 @@ TEST(MetricsTest, EmptySummaryIsZeroAndAbsent) {
   EXPECT_FALSE(s.loc.has_value());
   EXPECT_FALSE(s.em.has_value());
   EXPECT_FALSE(s.route_loc.has_value());
+  EXPECT_FALSE(s.route_rephrase.has_value());
 }
 
 TEST(MetricsTest, PercentileMatchesNumpyLinear) {
