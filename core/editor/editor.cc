@@ -165,6 +165,10 @@ class Editor::Impl {
   // MoKE: taus [K, D, F] and masks [K, D, F]. WISE: one tau and mask per memory; the last is active.
   std::vector<at::Tensor> taus, masks;
   std::vector<double> min_delta;  // per expert: smallest in-scope Delta seen while training
+  // The EMR merge of each group of num_experts experts as last published, and which groups changed
+  // since: Publish re-merges only those, so its cost does not grow with the number of experts.
+  std::vector<EmrExperts> emr_groups;
+  std::vector<bool> emr_dirty;
   Router router;
   struct ReplayEntry {
     size_t edit;  // index into history
@@ -588,6 +592,7 @@ absl::StatusOr<EditResult> Editor::Impl::Apply(const EditRequest& edit, bool pub
       router.AddExpert();
     }
     taus[expert] = tau;
+    if (static_cast<size_t>(expert / opt.num_experts) < emr_dirty.size()) emr_dirty[expert / opt.num_experts] = true;
     const double d_now = DeltaScores(q_a, tau.unsqueeze(0), q_mask).item<double>();
     min_delta[expert] = std::min(min_delta[expert], d_now);
     ++version;
@@ -656,11 +661,18 @@ void Editor::Impl::Publish() {
   s->version = version;
   s->w_org = w_org;
   if (opt.method == EditMethod::kMoke && opt.use_emr) {
-    s->emr_group = opt.num_experts;
-    for (int g = 0; g < ExpertCount(); g += opt.num_experts) {
-      const int n = std::min(opt.num_experts, ExpertCount() - g);
-      s->emr.push_back(EmrMerge(at::stack(std::vector<at::Tensor>(taus.begin() + g, taus.begin() + g + n))));
+    const int g = opt.num_experts;
+    const size_t groups = static_cast<size_t>((ExpertCount() + g - 1) / g);
+    emr_groups.resize(groups);
+    emr_dirty.resize(groups, true);
+    for (size_t i = 0; i < groups; ++i) {
+      if (!emr_dirty[i]) continue;
+      const int first = static_cast<int>(i) * g, n = std::min(g, ExpertCount() - first);
+      emr_groups[i] = EmrMerge(at::stack(std::vector<at::Tensor>(taus.begin() + first, taus.begin() + first + n)));
+      emr_dirty[i] = false;
     }
+    s->emr_group = g;
+    s->emr = emr_groups;  // shares the unchanged groups' tensors with earlier versions (never written)
   } else {
     s->taus = TausTensor();
   }
@@ -954,6 +966,8 @@ absl::Status Editor::RestoreSnapshot(const std::string& path) {
     s.version = meta.at("version").get<uint64_t>();
     s.pool = std::move(pool);
     s.next_supplied = meta.at("unrelated_next").get<size_t>();
+    s.emr_groups.clear();
+    s.emr_dirty.clear();
   } catch (const nlohmann::json::exception& e) {
     return absl::DataLossError(absl::StrCat(path, ": bad metadata: ", e.what()));
   }
