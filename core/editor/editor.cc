@@ -204,10 +204,13 @@ class Editor::Impl {
   int ExpertCount() const { return static_cast<int>(taus.size()); }
   void RebuildDerived();
   double CalibrateMinCosine() const;
-  // Growth: the mask of expert k. Experts come in groups of num_experts; the masks of a group are
-  // disjoint (with disjoint_masks) and drawn from a seed of their own, so expert k's mask is the same
-  // whenever it is made (group 0 is the initial bank).
-  at::Tensor MaskFor(int k) const;
+  // Experts come in groups of num_experts (group 0 is the initial bank; growth adds the others one
+  // expert at a time). The masks of a group [num_experts, D, F] are disjoint (with disjoint_masks) and
+  // drawn from a seed of their own, so expert k's mask is GroupMasks(k / num_experts)[k % num_experts]
+  // whenever it is made. Each group is one EMR merge.
+  at::Tensor GroupMasks(int group) const;
+  int GroupCount() const { return (ExpertCount() + opt.num_experts - 1) / opt.num_experts; }
+  at::Tensor GroupTaus(int group) const;  // [n <= num_experts, D, F]
   // Delta_i(a) for every expert, one at a time (no [K, D, F] stack): [K] double on the CPU.
   std::vector<double> DeltasOf(const at::Tensor& a, const at::Tensor& token_mask) const;
 };
@@ -234,10 +237,10 @@ absl::Status Editor::Impl::Init() {
     w_org = model->down_weight(layer).to(at::kFloat).clone();
     const int64_t d = w_org.size(0), f = w_org.size(1);
     if (opt.method == EditMethod::kMoke) {
-      at::Tensor m = opt.disjoint_masks ? DisjointMasks(opt.num_experts, opt.mask_ratio, d, f, opt.seed) : at::Tensor();
+      at::Tensor m = GroupMasks(0);
       for (int i = 0; i < opt.num_experts; ++i) {
         taus.push_back(at::zeros_like(w_org));
-        masks.push_back((opt.disjoint_masks ? m[i] : MaskFor(i)).to(w_org.device()));
+        masks.push_back(m[i]);
       }
       router = Router(opt.num_experts, f, w_org.device());
     } else {
@@ -268,12 +271,18 @@ absl::Status Editor::Impl::Init() {
   });
 }
 
-at::Tensor Editor::Impl::MaskFor(int k) const {
-  const int group = k / opt.num_experts, slot = k % opt.num_experts;
+at::Tensor Editor::Impl::GroupMasks(int group) const {
   const int64_t d = w_org.size(0), f = w_org.size(1);
   const uint64_t seed = opt.seed + 7919ull * static_cast<uint64_t>(group);
-  if (opt.disjoint_masks) return DisjointMasks(opt.num_experts, opt.mask_ratio, d, f, seed)[slot].to(w_org.device());
-  return BernoulliMask(opt.mask_ratio, d, f, seed + 1 + slot).to(w_org.device());
+  if (opt.disjoint_masks) return DisjointMasks(opt.num_experts, opt.mask_ratio, d, f, seed).to(w_org.device());
+  std::vector<at::Tensor> m;
+  for (int i = 0; i < opt.num_experts; ++i) m.push_back(BernoulliMask(opt.mask_ratio, d, f, seed + 1 + i));
+  return at::stack(m).to(w_org.device());
+}
+
+at::Tensor Editor::Impl::GroupTaus(int group) const {
+  const int first = group * opt.num_experts, n = std::min(opt.num_experts, ExpertCount() - first);
+  return at::stack(std::vector<at::Tensor>(taus.begin() + first, taus.begin() + first + n));
 }
 
 std::vector<double> Editor::Impl::DeltasOf(const at::Tensor& a, const at::Tensor& token_mask) const {
@@ -406,6 +415,8 @@ absl::StatusOr<EditResult> Editor::Impl::Apply(const EditRequest& edit, bool pub
     bool new_concept = false;
     bool grow = false;  // the edit goes to a new expert, added at commit
     std::optional<size_t> previous;  // an earlier edit of the same question (re-edit)
+    // Held edits that stay live after this one: not superseded, and not the question being re-edited.
+    auto live_edit = [&](size_t h) { return !history[h].superseded && history[h].question != edit.question; };
     if (opt.method == EditMethod::kWise) {
       expert = ExpertCount() - 1;  // the active memory
     } else {
@@ -433,8 +444,8 @@ absl::StatusOr<EditResult> Editor::Impl::Apply(const EditRequest& edit, bool pub
       std::vector<bool> eligible;
       if (opt.expert_capacity > 0 && !previous) {
         std::vector<int> live(ExpertCount(), 0);
-        for (const auto& h : history) {
-          if (!h.superseded && h.question != edit.question) ++live[h.expert];
+        for (size_t h = 0; h < history.size(); ++h) {
+          if (live_edit(h)) ++live[history[h].expert];
         }
         bool any = false;
         for (int k = 0; k < ExpertCount(); ++k) {
@@ -460,13 +471,9 @@ absl::StatusOr<EditResult> Editor::Impl::Apply(const EditRequest& edit, bool pub
         std::vector<double> dob = DeltasOf(unrelated_a, unrelated_mask);
         expert = SelectExpert(SelectionScores(de, dob), opt.select_eps, rng, &new_concept, eligible);
       } else {
-        std::vector<int> candidates;
-        for (int k = 0; k < ExpertCount(); ++k) {
-          if (eligible.empty() || eligible[k]) candidates.push_back(k);
-        }
-        std::uniform_int_distribution<size_t> pick(0, candidates.size() - 1);
-        expert = candidates[pick(rng)];
-        new_concept = true;
+        // No selection (ablation): every edit is a new concept, a uniformly random eligible expert.
+        expert = SelectExpert(std::vector<double>(ExpertCount(), 0.0), std::numeric_limits<double>::infinity(), rng,
+                              &new_concept, eligible);
       }
     }
     // Exact re-edits are recognised in every mode: the old answer is superseded (at commit), not
@@ -476,7 +483,6 @@ absl::StatusOr<EditResult> Editor::Impl::Apply(const EditRequest& edit, bool pub
     for (size_t h = 0; h < history.size(); ++h) {
       if (!history[h].superseded && history[h].question == edit.question) superseded.push_back(h);
     }
-    auto live_edit = [&](size_t h) { return !history[h].superseded && history[h].question != edit.question; };
 
     // Rehearsal (beyond the paper, retention > 0): live edits this expert already holds are trained
     // again beside the new one, so that it keeps them. Bounded per edit (cost stays flat): the most recent
@@ -529,7 +535,7 @@ absl::StatusOr<EditResult> Editor::Impl::Apply(const EditRequest& edit, bool pub
     at::Tensor a_all = split.a.to(at::kFloat);
 
     at::Tensor tau = grow ? at::zeros_like(w_org) : taus[expert].clone();
-    const at::Tensor mask = grow ? MaskFor(expert) : masks[expert];
+    const at::Tensor mask = grow ? GroupMasks(expert / opt.num_experts)[expert % opt.num_experts] : masks[expert];
     const at::Tensor maskf = mask.to(at::kFloat);
     at::Tensor tau_j_m, a_m, m_m;
     if (replayed) {
@@ -661,17 +667,14 @@ void Editor::Impl::Publish() {
   s->version = version;
   s->w_org = w_org;
   if (opt.method == EditMethod::kMoke && opt.use_emr) {
-    const int g = opt.num_experts;
-    const size_t groups = static_cast<size_t>((ExpertCount() + g - 1) / g);
-    emr_groups.resize(groups);
-    emr_dirty.resize(groups, true);
-    for (size_t i = 0; i < groups; ++i) {
+    emr_groups.resize(GroupCount());
+    emr_dirty.resize(GroupCount(), true);
+    for (int i = 0; i < GroupCount(); ++i) {
       if (!emr_dirty[i]) continue;
-      const int first = static_cast<int>(i) * g, n = std::min(g, ExpertCount() - first);
-      emr_groups[i] = EmrMerge(at::stack(std::vector<at::Tensor>(taus.begin() + first, taus.begin() + first + n)));
+      emr_groups[i] = EmrMerge(GroupTaus(i));
       emr_dirty[i] = false;
     }
-    s->emr_group = g;
+    s->emr_group = opt.num_experts;
     s->emr = emr_groups;  // shares the unchanged groups' tensors with earlier versions (never written)
   } else {
     s->taus = TausTensor();
@@ -770,8 +773,7 @@ EditorStats Editor::Stats() const {
   const int64_t df = impl_->w_org.numel();
   s.memory_bytes["model"] = impl_->model->load_stats().weight_bytes;
   s.memory_bytes["experts"] = s.num_experts * df * 4;
-  const int64_t groups = (s.num_experts + impl_->opt.num_experts - 1) / impl_->opt.num_experts;
-  s.memory_bytes["experts_emr"] = groups * df * 4 + s.num_experts * ((df + 7) / 8) + s.num_experts * 4;
+  s.memory_bytes["experts_emr"] = int64_t{impl_->GroupCount()} * df * 4 + s.num_experts * ((df + 7) / 8) + s.num_experts * 4;
   s.memory_bytes["router"] = impl_->opt.method == EditMethod::kMoke ? (s.num_experts * (impl_->w_org.size(1) + 1)) * 4 : 0;
   int64_t replay_bytes = 0;
   for (const auto& r : impl_->replay) replay_bytes += impl_->history[r.edit].a.numel() * 4;
@@ -849,10 +851,8 @@ absl::Status Editor::SaveSnapshot(const std::string& path) const {
     }
     // The EMR form, for the storage figure and for serving tools that read snapshots.
     if (s.opt.method == EditMethod::kMoke && s.opt.use_emr) {
-      const int g = s.opt.num_experts;
-      for (int first = 0, i = 0; first < s.ExpertCount(); first += g, ++i) {
-        const int n = std::min(g, s.ExpertCount() - first);
-        EmrExperts e = EmrMerge(at::stack(std::vector<at::Tensor>(s.taus.begin() + first, s.taus.begin() + first + n)));
+      for (int i = 0; i < s.GroupCount(); ++i) {
+        EmrExperts e = EmrMerge(s.GroupTaus(i));
         data.blobs.push_back(F32Blob(absl::StrCat("emr.", i, ".unified"), e.unified));
         data.blobs.push_back(BitsBlob(absl::StrCat("emr.", i, ".masks"), e.masks));
         data.blobs.push_back(F32Blob(absl::StrCat("emr.", i, ".lambdas"), e.lambdas));
