@@ -19,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "core/common/status_macros.h"
+#include "core/common/utf8.h"
 #include "core/editor/knowledge_state.h"
 #include "core/editor/snapshot_codec.h"
 #include "core/experts/expert_math.h"
@@ -26,33 +27,6 @@
 #include "nlohmann/json.hpp"
 
 namespace moke {
-
-bool IsValidUtf8(const std::string& s) {
-  size_t i = 0;
-  const size_t n = s.size();
-  while (i < n) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    int len = 0;
-    uint32_t cp = 0;
-    if (c < 0x80) { ++i; continue; }
-    if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
-    else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
-    else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
-    else return false;
-    if (i + len > n) return false;
-    for (int k = 1; k < len; ++k) {
-      const unsigned char cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF)) {
-      return false;
-    }
-    i += len;
-  }
-  return true;
-}
 
 namespace {
 
@@ -197,7 +171,7 @@ class Editor::Impl {
   std::shared_ptr<const KnowledgeView> current ABSL_GUARDED_BY(mu);
 
   absl::Status Init();
-  absl::StatusOr<EditResult> Apply(const EditRequest& edit, bool publish);
+  absl::StatusOr<EditResult> Apply(const EditRequest& edit, bool publish, const Budget& budget);
   void Publish();
   std::vector<Row> AugmentedRows(const std::string& question, const std::vector<int64_t>& answer, bool augment);
   at::Tensor TausTensor() const { return at::stack(taus); }
@@ -252,7 +226,7 @@ absl::Status Editor::Impl::Init() {
     for (int i = 0; i < 10 && static_cast<int>(prefixes.size()) < opt.num_prefixes; ++i) {
       const int max_new = i < 5 ? 5 : 10;
       auto ids = model->EncodePrompt(kPrefixSeeds[i % 5]);
-      auto gen = model->Generate(ids, max_new);
+      auto gen = model->Generate(ids, max_new).tokens;
       std::vector<int64_t> all(ids.begin() + 1, ids.end());
       all.insert(all.end(), gen.begin(), gen.end());
       prefixes.push_back(model->Decode(all));
@@ -260,7 +234,7 @@ absl::Status Editor::Impl::Init() {
     // Unrelated prompts x_o: the model's own short continuations of generic seeds.
     for (const char* seed : kUnrelatedSeeds) {
       auto ids = model->EncodePrompt(seed);
-      auto gen = model->Generate(ids, kUnrelatedTokens);
+      auto gen = model->Generate(ids, kUnrelatedTokens).tokens;
       std::vector<int64_t> all(ids.begin() + 1, ids.end());
       all.insert(all.end(), gen.begin(), gen.end());
       pool.push_back(MakeUnrelated(model->Decode(all)));
@@ -376,7 +350,7 @@ std::vector<Row> Editor::Impl::AugmentedRows(const std::string& question, const 
   return rows;
 }
 
-absl::StatusOr<EditResult> Editor::Impl::Apply(const EditRequest& edit, bool publish) {
+absl::StatusOr<EditResult> Editor::Impl::Apply(const EditRequest& edit, bool publish, const Budget& budget) {
   const auto t0 = std::chrono::steady_clock::now();
   EditResult res;
   const ModelConfig& c = model->config();
@@ -548,6 +522,7 @@ absl::StatusOr<EditResult> Editor::Impl::Apply(const EditRequest& edit, bool pub
     double prev_loss = std::numeric_limits<double>::infinity(), loss_v = 0;
     int it = 0;
     for (; it < opt.max_iterations; ++it) {
+      MOKE_RETURN_IF_ERROR(budget.Check("edit"));
       at::Tensor t = tau.detach().requires_grad_(true);
       at::Tensor w = w_org + t;
       at::Tensor logits;
@@ -739,7 +714,7 @@ absl::Status Editor::ValidateEdit(const EditRequest& edit) const {
   return absl::OkStatus();
 }
 
-absl::StatusOr<EditResult> Editor::ApplyEdit(const EditRequest& edit, bool publish) {
+absl::StatusOr<EditResult> Editor::ApplyEdit(const EditRequest& edit, bool publish, const Budget& budget) {
   MOKE_RETURN_IF_ERROR(ValidateEdit(edit));
   for (const auto& u : edit.unrelated) {
     if (!IsValidUtf8(u)) return absl::InvalidArgumentError("an unrelated prompt is not valid UTF-8");
@@ -747,7 +722,7 @@ absl::StatusOr<EditResult> Editor::ApplyEdit(const EditRequest& edit, bool publi
       return absl::InvalidArgumentError("an unrelated prompt is longer than the context window");
     }
   }
-  return impl_->Apply(edit, publish);
+  return impl_->Apply(edit, publish, budget);
 }
 
 void Editor::Publish() {

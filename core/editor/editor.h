@@ -16,6 +16,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/common/budget.h"
+#include "core/common/utf8.h"
 #include "core/editor/editor_options.h"
 
 namespace moke {
@@ -45,9 +47,13 @@ struct Route {
   double nearest_cosine = 0;         // nearest gate: cosine of the nearest held edit (0 when none)
 };
 
+// Why an answer ended.
+enum class AskStop { kEndOfAnswer, kTokenLimit };
+
 struct AskResult {
   std::string answer;
   std::vector<int64_t> tokens;
+  AskStop stop = AskStop::kTokenLimit;
   uint64_t version = 0;
   Route route;
 };
@@ -78,8 +84,10 @@ class KnowledgeView {
   explicit KnowledgeView(std::shared_ptr<const KnowledgeState> state);
   uint64_t version() const;
   // Greedy answer; the route is chosen once from the question and kept for every generated token.
+  // Decoding stops with CANCELLED / DEADLINE_EXCEEDED when `budget` runs out.
   absl::StatusOr<AskResult> Ask(const std::string& question, int max_new_tokens,
-                                std::optional<Routing> routing = std::nullopt) const;
+                                std::optional<Routing> routing = std::nullopt,
+                                const Budget& budget = Budget()) const;
   // Teacher-forced token accuracy and log-probability of `answer` after `prompt`. original=true scores
   // with the unedited weights.
   absl::StatusOr<ScoreResult> Score(const std::string& prompt, const std::string& answer,
@@ -104,8 +112,9 @@ class Editor {
   absl::Status ValidateEdit(const EditRequest& edit) const;
   // Applies one edit and, with publish = true, publishes the new version. With publish = false the edit
   // is held back until Publish(), so that a server can make it durable before any reader sees it.
-  // On error nothing is published and the state is as before.
-  absl::StatusOr<EditResult> ApplyEdit(const EditRequest& edit, bool publish = true);
+  // On error nothing is published and the state is as before; that includes running out of `budget`
+  // (CANCELLED / DEADLINE_EXCEEDED), which training checks at every iteration.
+  absl::StatusOr<EditResult> ApplyEdit(const EditRequest& edit, bool publish = true, const Budget& budget = Budget());
   // Publishes the latest applied state (a no-op when it is already published). Editor thread.
   void Publish();
 
@@ -128,8 +137,5 @@ class Editor {
   explicit Editor(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
-
-// True when `s` is valid UTF-8.
-bool IsValidUtf8(const std::string& s);
 
 }  // namespace moke

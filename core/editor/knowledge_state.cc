@@ -138,7 +138,7 @@ absl::StatusOr<Route> KnowledgeView::RouteOf(const std::string& question, std::o
 }
 
 absl::StatusOr<AskResult> KnowledgeView::Ask(const std::string& question, int max_new_tokens,
-                                             std::optional<Routing> routing) const {
+                                             std::optional<Routing> routing, const Budget& budget) const {
   if (question.empty()) return absl::InvalidArgumentError("question is empty");
   if (!IsValidUtf8(question)) return absl::InvalidArgumentError("question is not valid UTF-8");
   if (max_new_tokens <= 0) max_new_tokens = state_->options.max_new_tokens;
@@ -154,7 +154,10 @@ absl::StatusOr<AskResult> KnowledgeView::Ask(const std::string& question, int ma
     }
     out.route = state_->RoutePrompt(ids, routing);  // once per request, kept for every token
     auto ov = state_->OverrideFor(out.route);
-    out.tokens = m.Generate(ids, max_new_tokens, ov ? &*ov : nullptr);
+    LlamaModel::Generation g = m.Generate(ids, max_new_tokens, ov ? &*ov : nullptr, budget);
+    if (g.stop == LlamaModel::Stop::kBudget) return budget.Check("ask");
+    out.tokens = std::move(g.tokens);
+    out.stop = g.stop == LlamaModel::Stop::kEndOfSequence ? AskStop::kEndOfAnswer : AskStop::kTokenLimit;
     out.answer = m.Decode(out.tokens);
     return absl::OkStatus();
   }));

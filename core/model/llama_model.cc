@@ -352,22 +352,34 @@ at::Tensor LlamaModel::RunFromDownProj(const Split& split, int64_t layer, const 
 
 const at::Tensor& LlamaModel::down_weight(int64_t layer) const { return layers_.at(layer).down; }
 
-std::vector<int64_t> LlamaModel::Generate(const std::vector<int64_t>& prompt_ids, int max_new_tokens,
-                                          const DownOverride* override, bool use_cache) const {
+LlamaModel::Generation LlamaModel::Generate(const std::vector<int64_t>& prompt_ids, int max_new_tokens,
+                                            const DownOverride* override, const Budget& budget,
+                                            bool use_cache) const {
   at::InferenceMode guard;
-  std::vector<int64_t> out;
+  Generation out;
   const int64_t room = config_.max_position_embeddings - static_cast<int64_t>(prompt_ids.size());
   max_new_tokens = static_cast<int>(std::min<int64_t>(max_new_tokens, std::max<int64_t>(room, 0)));
   if (max_new_tokens <= 0 || prompt_ids.empty()) return out;
+  if (budget.exhausted()) {
+    out.stop = Stop::kBudget;
+    return out;
+  }
   KvCache cache;
   std::vector<int64_t> all = prompt_ids;
   at::Tensor logits = Forward(at::tensor(prompt_ids, id_options()).unsqueeze(0), use_cache ? &cache : nullptr, override);
   for (int i = 0; i < max_new_tokens; ++i) {
     const int64_t next = logits.select(1, logits.size(1) - 1).argmax(-1).item<int64_t>();
-    if (next == config_.eos_token_id || next == config_.bos_token_id) break;
-    out.push_back(next);
+    if (next == config_.eos_token_id || next == config_.bos_token_id) {
+      out.stop = Stop::kEndOfSequence;
+      break;
+    }
+    out.tokens.push_back(next);
     all.push_back(next);
     if (i + 1 == max_new_tokens) break;
+    if (budget.exhausted()) {
+      out.stop = Stop::kBudget;
+      break;
+    }
     if (use_cache) {
       logits = Forward(at::tensor(std::vector<int64_t>{next}, id_options()).unsqueeze(0), &cache, override);
     } else {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/common/budget.h"
 #include "core/model/model_config.h"
 #include "core/model/tokenizer.h"
 
@@ -87,10 +88,18 @@ class LlamaModel {
   // Layer `layer`'s original down-projection weight [d_model, d_ff].
   const at::Tensor& down_weight(int64_t layer) const;
 
-  // Greedy decoding of up to `max_new_tokens` after `prompt_ids`; stops at EOS or BOS.
+  // Why a generation stopped.
+  enum class Stop { kEndOfSequence, kTokenLimit, kBudget };
+  struct Generation {
+    std::vector<int64_t> tokens;  // the new tokens (without the EOS that ended them)
+    Stop stop = Stop::kTokenLimit;
+  };
+  // Greedy decoding of up to `max_new_tokens` after `prompt_ids` (fewer when the context window is
+  // full); stops at EOS or BOS, or when `budget` runs out (checked before every step).
   // use_cache=false recomputes the whole sequence each step (for the benchmark).
-  std::vector<int64_t> Generate(const std::vector<int64_t>& prompt_ids, int max_new_tokens,
-                                const DownOverride* override = nullptr, bool use_cache = true) const;
+  Generation Generate(const std::vector<int64_t>& prompt_ids, int max_new_tokens,
+                      const DownOverride* override = nullptr, const Budget& budget = Budget(),
+                      bool use_cache = true) const;
 
  private:
   struct Layer;

@@ -130,7 +130,7 @@ void BM_Decode(benchmark::State& state, std::string which, bool use_cache) {
   double total = 0;
   for (auto _ : state) {
     const auto t0 = std::chrono::steady_clock::now();
-    out = m.Generate(ids, static_cast<int>(new_tokens), nullptr, use_cache);
+    out = m.Generate(ids, static_cast<int>(new_tokens), nullptr, moke::Budget(), use_cache).tokens;
     total += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
   if (static_cast<int64_t>(out.size()) != new_tokens) {
@@ -146,7 +146,7 @@ void BM_Decode(benchmark::State& state, std::string which, bool use_cache) {
     auto it = Seconds().find(key + "/cached");
     if (it != Seconds().end()) state.counters["speedup_vs_cache"] = per_iter / it->second;
     // The two paths must agree token for token.
-    if (m.Generate(ids, static_cast<int>(new_tokens), nullptr, true) != out) {
+    if (m.Generate(ids, static_cast<int>(new_tokens)).tokens != out) {
       state.SkipWithError("cached and uncached greedy decoding disagree");
     }
   }

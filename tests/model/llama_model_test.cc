@@ -80,9 +80,9 @@ TEST_F(LlamaModelTest, SplitForwardEqualsFullForward) {
 
 TEST_F(LlamaModelTest, GreedyMatchesReferenceWithAndWithoutCache) {
   auto want = (*ref_)["greedy_from_bos"]["ids"].get<std::vector<int64_t>>();
-  auto got = model_->Generate({1}, static_cast<int>(want.size()));
+  auto got = model_->Generate({1}, static_cast<int>(want.size())).tokens;
   EXPECT_EQ(got, want);
-  auto slow = model_->Generate({1}, 20, nullptr, /*use_cache=*/false);
+  auto slow = model_->Generate({1}, 20, nullptr, Budget(), /*use_cache=*/false).tokens;
   EXPECT_EQ(slow, std::vector<int64_t>(want.begin(), want.begin() + 20));
   EXPECT_EQ(model_->Decode(got), (*ref_)["greedy_from_bos"]["text"].get<std::string>());
 }

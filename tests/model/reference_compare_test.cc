@@ -99,7 +99,7 @@ Comparison CompareWithReference(const LlamaModel& model, const std::string& dir,
     std::vector<int64_t> got_argmax(am.data_ptr<int64_t>(), am.data_ptr<int64_t>() + am.numel());
     EXPECT_EQ(got_argmax, r["argmax"].get<std::vector<int64_t>>()) << "prompt " << i;
     const auto want_greedy = r["greedy"].get<std::vector<int64_t>>();
-    EXPECT_EQ(model.Generate(ids, max_new_tokens), want_greedy)
+    EXPECT_EQ(model.Generate(ids, max_new_tokens).tokens, want_greedy)
         << "prompt " << i << " (smallest top-1/top-2 gap in the reference: " << r["greedy_margin"] << ")";
     cmp.greedy_tokens += static_cast<int>(want_greedy.size());
     ++cmp.prompts;

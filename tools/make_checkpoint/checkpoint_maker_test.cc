@@ -89,7 +89,7 @@ TEST(CheckpointMaker, OutputLoadsWithLlamaModel) {
   EXPECT_TRUE(at::isfinite(logits).all().item<bool>());
   // Weights look like the intended distribution (norm weights ~ 1 + 0.1 N(0,1)).
   EXPECT_NEAR((*m)->down_weight(0).std().item<double>(), 0.5 / std::sqrt(172.0), 0.01);
-  EXPECT_EQ((*m)->Generate(ids, 4).size(), 4u);
+  EXPECT_EQ((*m)->Generate(ids, 4).tokens.size(), 4u);
 }
 
 TEST(CheckpointMaker, BytesDependOnlyOnShapeDtypeAndSeed) {
