@@ -1,9 +1,8 @@
 // The knowledge editor: owns the model, the expert bank (MoKE or WISE), the router and the replay buffer;
 // applies one edit at a time and publishes an immutable, versioned KnowledgeView for answering.
 //
-// Thread-safety: ApplyEdit, RestoreSnapshot and Rollback must be called from one thread at a time (the
-// editor thread). Current(), Validate*() and everything on a KnowledgeView are safe from any thread:
-// a view never changes after it is published. No exception leaves this class.
+// Thread-safety: see Editor (one thread at a time changes it, checked) and KnowledgeView (immutable, safe
+// from any thread). No exception leaves this class.
 //
 // This header uses only the standard library and Abseil, so server/ can include it without LibTorch.
 #pragma once
@@ -94,6 +93,7 @@ class KnowledgeView {
                                     std::optional<Routing> routing = std::nullopt, bool original = false) const;
   // Route only (no generation).
   absl::StatusOr<Route> RouteOf(const std::string& question, std::optional<Routing> routing = std::nullopt) const;
+  // The state behind the view (LibTorch types; for benchmarks and tools in core/).
   const KnowledgeState& state() const { return *state_; }
 
  private:
@@ -107,31 +107,35 @@ class Editor {
   ~Editor();
 
   const EditorOptions& options() const;
-  // Checks an edit without changing anything (empty text, non-UTF-8, too many answer tokens, question
-  // past the context window). Thread-safe.
+  // The checks that need the tokenizer (no answer tokens, too many answer tokens, question past the
+  // context window). Byte-level checks (empty text, UTF-8, sizes) are the caller's: the server's edge.
+  // Thread-safe.
   absl::Status ValidateEdit(const EditRequest& edit) const;
   // Applies one edit and, with publish = true, publishes the new version. With publish = false the edit
   // is held back until Publish(), so that a server can make it durable before any reader sees it.
   // On error nothing is published and the state is as before; that includes running out of `budget`
   // (CANCELLED / DEADLINE_EXCEEDED), which training checks at every iteration.
   absl::StatusOr<EditResult> ApplyEdit(const EditRequest& edit, bool publish = true, const Budget& budget = Budget());
-  // Publishes the latest applied state (a no-op when it is already published). Editor thread.
+  // Publishes the latest applied state (a no-op when it is already published).
   void Publish();
 
-  // The latest published version (cheap: a shared pointer copy).
+  // The latest published version (cheap: a shared pointer copy). Thread-safe.
   std::shared_ptr<const KnowledgeView> Current() const;
-  // Editor thread only (reads state that ApplyEdit changes).
   EditorStats Stats() const;
 
   // Writes the current state (experts or their EMR form, masks, router, thresholds, replay buffer, edit
   // history, RNG state) atomically to `path` (temp file, fsync, rename), with a checksum.
   absl::Status SaveSnapshot(const std::string& path) const;
-  // Replaces the state with a snapshot and publishes it. A corrupt or mismatched snapshot is refused
-  // (DATA_LOSS / FAILED_PRECONDITION) and the state is unchanged.
-  absl::Status RestoreSnapshot(const std::string& path);
-  // Reads only a snapshot's version (for listing); verifies the checksum.
+  // Replaces the state with a snapshot and publishes it, as version `as_version` when given (a restore is
+  // then a new version above the current one) or as the snapshot's own. A corrupt or mismatched snapshot
+  // is refused (DATA_LOSS / FAILED_PRECONDITION) and the state is unchanged.
+  absl::Status RestoreSnapshot(const std::string& path, std::optional<uint64_t> as_version = std::nullopt);
+  // Reads only a snapshot's version (for listing); verifies the checksum. Thread-safe.
   static absl::StatusOr<uint64_t> SnapshotVersion(const std::string& path);
 
+  // Thread-safety of the methods not marked thread-safe: they read or change the editor's state and must
+  // be called from one thread at a time (the editor thread); overlapping calls abort the process with a
+  // message rather than corrupt the state.
  private:
   class Impl;
   explicit Editor(std::unique_ptr<Impl> impl);

@@ -6,64 +6,63 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
+#include "core/editor/activations.h"
+#include "core/editor/scope.h"
 
 namespace moke {
 
-at::Tensor Fingerprint(const at::Tensor& a) {
-  const int64_t t = a.size(1);
-  at::Tensor pooled = t > 1 ? a[0].narrow(0, 1, t - 1).mean(0) : a[0].mean(0);
-  pooled = pooled.to(at::kFloat);
-  return pooled / pooled.norm().clamp_min(1e-12);
-}
-
 int KnowledgeState::num_experts() const {
-  if (!emr.empty()) {
+  const ServedExperts& e = p_.experts;
+  if (!e.emr.empty()) {
     int n = 0;
-    for (const auto& g : emr) n += static_cast<int>(g.lambdas.size(0));
+    for (const auto& g : e.emr) n += static_cast<int>(g.lambdas.size(0));
     return n;
   }
-  return taus.defined() ? static_cast<int>(taus.size(0)) : 0;
+  return e.taus.defined() ? static_cast<int>(e.taus.size(0)) : 0;
 }
 
 at::Tensor KnowledgeState::Tau(int64_t k) const {
-  return emr.empty() ? taus[k] : emr[k / emr_group].Expert(k % emr_group);
+  const ServedExperts& e = p_.experts;
+  return e.emr.empty() ? e.taus[k] : e.emr[k / e.emr_group].Expert(k % e.emr_group);
 }
 
 at::Tensor KnowledgeState::AllTaus() const {
-  if (emr.empty()) return taus;
+  const ServedExperts& e = p_.experts;
+  if (e.emr.empty()) return e.taus;
   std::vector<at::Tensor> all;
-  for (const auto& g : emr) all.push_back(g.All());
+  for (const auto& g : e.emr) all.push_back(g.All());
   return at::cat(all, 0);
 }
 
 Route KnowledgeState::RouteFromActivations(const at::Tensor& a, std::optional<Routing> routing) const {
-  Route r;
-  const int k = num_experts();
-  if (k == 0) return r;
-  if (options.scope_gate == ScopeGate::kNearest && options.method == EditMethod::kMoke) {
-    r.threshold = min_cosine;
-    if (!fingerprints.defined() || fingerprints.size(0) == 0) return r;
-    at::Tensor f = Fingerprint(a);
-    at::Tensor cos = at::mv(fingerprints, f);
-    const int64_t best = cos.argmax().item<int64_t>();
-    const double c = cos[best].item<double>();
-    const double nearest_negative = negatives.defined() ? at::mv(negatives, f).max().item<double>() : -1.0;
-    r.nearest_cosine = c;
-    if (c >= min_cosine && c > nearest_negative) r.expert = fingerprint_expert[best];
+  if (num_experts() == 0) return Route{};
+  if (p_.options.scope_gate == ScopeGate::kNearest && p_.options.method == EditMethod::kMoke) {
+    Route r;
+    r.threshold = p_.min_cosine;
+    const NearestEdit n = NearestHeldEdit(p_.keys, p_.negatives, p_.min_cosine, Fingerprint(a));
+    r.nearest_cosine = n.cosine;
+    if (n.in_scope) r.expert = p_.key_expert[n.index];
     return r;
   }
+  return RouteByDeltas(a, routing);
+}
 
-  at::Tensor mask = at::ones({1, a.size(1)}, at::TensorOptions().dtype(at::kFloat).device(a.device()));
-  if (a.size(1) > 1) mask.index_put_({0, 0}, 0.0);  // BOS carries no information about the prompt
-  at::Tensor d = DeltaScores(a, AllTaus(), mask)[0].to(at::kDouble).cpu();  // [K]
+// The paper's gate and routing: Delta_i(x) per expert against per-expert thresholds (Eq. 8-9), then the
+// router, the activation scores, or their weighted sum (Table 5). WISE: the strongest memory over its own
+// threshold (retrieve mode).
+Route KnowledgeState::RouteByDeltas(const at::Tensor& a, std::optional<Routing> routing) const {
+  Route r;
+  const int k = num_experts();
+  at::Tensor d = DeltaScores(a, AllTaus(), PromptTokenMask(a))[0].to(at::kDouble).cpu();  // [K]
   r.deltas.assign(d.data_ptr<double>(), d.data_ptr<double>() + k);
-  if (router_w.defined()) {
-    at::Tensor p = at::softmax(at::linear(Fingerprint(a).unsqueeze(0), router_w, router_b), -1)[0].to(at::kDouble).cpu();
+  if (p_.router_w.defined()) {
+    at::Tensor p =
+        at::softmax(at::linear(Fingerprint(a).unsqueeze(0), p_.router_w, p_.router_b), -1)[0].to(at::kDouble).cpu();
     r.router_probs.assign(p.data_ptr<double>(), p.data_ptr<double>() + k);
   }
+  const std::vector<double>& thresholds = p_.thresholds;
 
-  if (options.method == EditMethod::kWise) {
-    // Retrieve mode: the strongest memory above its own threshold.
+  if (p_.options.method == EditMethod::kWise) {
     double best = -1;
     for (int i = 0; i < k; ++i) {
       if (r.deltas[i] >= thresholds[i] && r.deltas[i] > best) {
@@ -84,7 +83,7 @@ Route KnowledgeState::RouteFromActivations(const at::Tensor& a, std::optional<Ro
   }
   r.threshold = gate;
   if (!in_scope) return r;
-  const Routing mode = routing.value_or(options.routing);
+  const Routing mode = routing.value_or(p_.options.routing);
   double sum = 0;
   for (double x : r.deltas) sum += x;
   double best = -1;
@@ -95,7 +94,9 @@ Route KnowledgeState::RouteFromActivations(const at::Tensor& a, std::optional<Ro
     switch (mode) {
       case Routing::kRouter: score = router; break;
       case Routing::kActivation: score = act; break;
-      case Routing::kActivationRouter: score = (1 - options.router_weight) * act + options.router_weight * router; break;
+      case Routing::kActivationRouter:
+        score = (1 - p_.options.router_weight) * act + p_.options.router_weight * router;
+        break;
     }
     if (score > best) {
       best = score;
@@ -106,31 +107,40 @@ Route KnowledgeState::RouteFromActivations(const at::Tensor& a, std::optional<Ro
 }
 
 Route KnowledgeState::RoutePrompt(const std::vector<int64_t>& prompt_ids, std::optional<Routing> routing) const {
-  at::Tensor ids = at::tensor(prompt_ids, model->id_options()).unsqueeze(0);
-  return RouteFromActivations(model->RunToDownProj(ids, layer).a, routing);
+  return RouteFromActivations(ActivationsOf(*p_.model, p_.layer, prompt_ids).a, routing);
 }
 
 std::optional<DownOverride> KnowledgeState::OverrideFor(const Route& route) const {
   if (route.expert < 0) return std::nullopt;
-  return DownOverride{layer, (w_org + Tau(route.expert)).to(model->dtype())};
+  return DownOverride{p_.layer, (p_.w_org + Tau(route.expert)).to(p_.model->dtype())};
 }
 
-// ---- KnowledgeView: the public, LibTorch-free face of a state. ----
+// ---- KnowledgeView: the public, LibTorch-free face of a state. Byte-level checks (empty text, UTF-8,
+// sizes) are the server's; here only what needs the tokenizer.
 
 KnowledgeView::KnowledgeView(std::shared_ptr<const KnowledgeState> state) : state_(std::move(state)) {}
 
-uint64_t KnowledgeView::version() const { return state_->version; }
+uint64_t KnowledgeView::version() const { return state_->version(); }
+
+namespace {
+
+// The question's tokens, or INVALID_ARGUMENT when they leave no room in the context window.
+absl::StatusOr<std::vector<int64_t>> QuestionTokens(const LlamaModel& m, const std::string& question) {
+  auto ids = m.EncodePrompt(question);
+  if (static_cast<int64_t>(ids.size()) >= m.config().max_position_embeddings) {
+    return absl::InvalidArgumentError(absl::StrCat("question has ", ids.size(), " tokens; the context window is ",
+                                                   m.config().max_position_embeddings));
+  }
+  return ids;
+}
+
+}  // namespace
 
 absl::StatusOr<Route> KnowledgeView::RouteOf(const std::string& question, std::optional<Routing> routing) const {
-  if (question.empty()) return absl::InvalidArgumentError("question is empty");
-  if (!IsValidUtf8(question)) return absl::InvalidArgumentError("question is not valid UTF-8");
   Route route;
-  MOKE_RETURN_IF_ERROR(GuardTorch("route", [&] {
+  MOKE_RETURN_IF_ERROR(GuardTorch("route", [&]() -> absl::Status {
     at::InferenceMode guard;
-    auto ids = state_->model->EncodePrompt(question);
-    if (static_cast<int64_t>(ids.size()) > state_->model->config().max_position_embeddings) {
-      return absl::InvalidArgumentError("question is longer than the context window");
-    }
+    MOKE_ASSIGN_OR_RETURN(auto ids, QuestionTokens(state_->model(), question));
     route = state_->RoutePrompt(ids, routing);
     return absl::OkStatus();
   }));
@@ -139,19 +149,13 @@ absl::StatusOr<Route> KnowledgeView::RouteOf(const std::string& question, std::o
 
 absl::StatusOr<AskResult> KnowledgeView::Ask(const std::string& question, int max_new_tokens,
                                              std::optional<Routing> routing, const Budget& budget) const {
-  if (question.empty()) return absl::InvalidArgumentError("question is empty");
-  if (!IsValidUtf8(question)) return absl::InvalidArgumentError("question is not valid UTF-8");
-  if (max_new_tokens <= 0) max_new_tokens = state_->options.max_new_tokens;
+  if (max_new_tokens <= 0) max_new_tokens = state_->options().max_new_tokens;
   AskResult out;
-  out.version = state_->version;
-  MOKE_RETURN_IF_ERROR(GuardTorch("ask", [&] {
+  out.version = state_->version();
+  MOKE_RETURN_IF_ERROR(GuardTorch("ask", [&]() -> absl::Status {
     at::InferenceMode guard;
-    const LlamaModel& m = *state_->model;
-    auto ids = m.EncodePrompt(question);
-    if (static_cast<int64_t>(ids.size()) >= m.config().max_position_embeddings) {
-      return absl::InvalidArgumentError(absl::StrCat("question has ", ids.size(), " tokens; the context window is ",
-                                                     m.config().max_position_embeddings));
-    }
+    const LlamaModel& m = state_->model();
+    MOKE_ASSIGN_OR_RETURN(auto ids, QuestionTokens(m, question));
     out.route = state_->RoutePrompt(ids, routing);  // once per request, kept for every token
     auto ov = state_->OverrideFor(out.route);
     LlamaModel::Generation g = m.Generate(ids, max_new_tokens, ov ? &*ov : nullptr, budget);
@@ -166,17 +170,17 @@ absl::StatusOr<AskResult> KnowledgeView::Ask(const std::string& question, int ma
 
 absl::StatusOr<ScoreResult> KnowledgeView::Score(const std::string& prompt, const std::string& answer,
                                                  std::optional<Routing> routing, bool original) const {
-  if (prompt.empty() || answer.empty()) return absl::InvalidArgumentError("prompt and answer must be non-empty");
-  if (!IsValidUtf8(prompt) || !IsValidUtf8(answer)) return absl::InvalidArgumentError("text is not valid UTF-8");
   ScoreResult out;
-  out.version = original ? 0 : state_->version;
+  out.version = original ? 0 : state_->version();
   MOKE_RETURN_IF_ERROR(GuardTorch("score", [&] {
     at::InferenceMode guard;
-    const LlamaModel& m = *state_->model;
+    const LlamaModel& m = state_->model();
     auto ids = m.EncodePrompt(prompt);
     auto ans = m.EncodeContinuation(answer);
     const int64_t p = static_cast<int64_t>(ids.size());
-    if (p + static_cast<int64_t>(ans.size()) > m.config().max_position_embeddings) {
+    const int64_t n = static_cast<int64_t>(ans.size());
+    if (n == 0) return absl::InvalidArgumentError("answer has no tokens");
+    if (p + n > m.config().max_position_embeddings) {
       return absl::InvalidArgumentError("prompt and answer exceed the context window");
     }
     if (!original) out.route = state_->RoutePrompt(ids, routing);
@@ -184,8 +188,7 @@ absl::StatusOr<ScoreResult> KnowledgeView::Score(const std::string& prompt, cons
     std::vector<int64_t> all = ids;
     all.insert(all.end(), ans.begin(), ans.end());
     at::Tensor logits = m.Forward(at::tensor(all, m.id_options()).unsqueeze(0), nullptr, ov ? &*ov : nullptr)[0];
-    const int64_t n = static_cast<int64_t>(ans.size());
-    at::Tensor pred = logits.narrow(0, p - 1, n);                  // [n, V]
+    at::Tensor pred = logits.narrow(0, p - 1, n);  // [n, V]
     at::Tensor target = at::tensor(ans, m.id_options());
     at::Tensor logp = at::log_softmax(pred, -1).gather(1, target.unsqueeze(1)).squeeze(1);
     at::Tensor argmax = pred.argmax(-1).cpu();
@@ -193,7 +196,7 @@ absl::StatusOr<ScoreResult> KnowledgeView::Score(const std::string& prompt, cons
     out.argmax_tokens.assign(argmax.data_ptr<int64_t>(), argmax.data_ptr<int64_t>() + n);
     int64_t hits = 0;
     for (int64_t i = 0; i < n; ++i) hits += out.argmax_tokens[i] == ans[i];
-    out.token_accuracy = n ? static_cast<double>(hits) / n : 0;
+    out.token_accuracy = static_cast<double>(hits) / n;
     out.log_prob = logp.sum().item<double>();
     return absl::OkStatus();
   }));

@@ -278,13 +278,13 @@ std::pair<AskStats, AskStats> MeasureAskPair(const KnowledgeView& v0, const Know
   std::optional<DownOverride> ov[2];
   for (int w = 0; w < 2; ++w) {
     const KnowledgeState& st = views[w]->state();
-    ov[w] = st.OverrideFor(st.RoutePrompt(st.model->EncodePrompt(questions[0]), std::nullopt));
+    ov[w] = st.OverrideFor(st.RoutePrompt(st.model().EncodePrompt(questions[0]), std::nullopt));
   }
   std::vector<double> pre[2], dec[2];
   for (int r = 0; r < reps + 1; ++r) {  // repetition 0 warms up
     for (int k = 0; k < 2; ++k) {
       const int w = (r % 2 == 0) ? k : 1 - k;
-      auto [p, d] = ModelSpeedOnce(*views[w]->state().model, long_prompt, ov[w] ? &*ov[w] : nullptr, ask_tokens);
+      auto [p, d] = ModelSpeedOnce(views[w]->state().model(), long_prompt, ov[w] ? &*ov[w] : nullptr, ask_tokens);
       if (r > 0) {
         pre[w].push_back(p);
         dec[w].push_back(d);
@@ -418,7 +418,7 @@ int main(int argc, char** argv) {
       if (!ed.ok()) Die(ed.status().ToString());
       Editor& editor = **ed;
       const auto v0 = editor.Current();
-      const LlamaModel& model = *v0->state().model;
+      const LlamaModel& model = v0->state().model();
       const LoadStats& ls = model.load_stats();
       const ModelConfig& c = model.config();
       std::printf("model: d_model %lld, d_ff %lld, %lld layers, vocab %lld, %.1fM parameters; edit layer %d; load %.2f s, "

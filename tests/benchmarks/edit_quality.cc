@@ -110,7 +110,7 @@ int main(int argc, char** argv) {
     if (verbose) {
       auto v = (*editor)->Current();
       auto s = v->Score(recs[stream[i].first].q, stream[i].second);
-      std::fprintf(stderr, "edit %zu q%d expert %d new %d it %d loss %.3f rel_now %.2f route %d %.2fs\n", i, stream[i].first,
+      std::fprintf(stderr, "edit %zu q%d expert %d new %d it %d loss %.9g rel_now %.4f route %d %.2fs\n", i, stream[i].first,
                    r->expert, r->new_concept, r->iterations, r->loss, s->token_accuracy, s->route.expert, r->seconds);
     }
   }

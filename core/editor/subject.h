@@ -1,0 +1,45 @@
+// What a question is about, as text: finding a subject in a question, matching a held subject inside
+// another question (the same name, or a close spelling of it: "Leo DiCaprio", "Di Caprio"), and the
+// question's relation template (the question with the subject cut out).
+//
+// Matching is by character trigrams of the normalised text (lower-case ASCII letters and digits, other
+// UTF-8 bytes kept, everything else dropped): Dice = 2|A n B| / (|A| + |B|).
+//
+// Thread-safety: pure functions.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace moke {
+
+// Lower-cased letters and digits (and non-ASCII bytes) of `s`, nothing else.
+std::string NormalizeForMatch(const std::string& s);
+
+// Sorted, distinct trigram codes of NormalizeForMatch(s) (one code for texts shorter than 3).
+std::vector<uint32_t> Trigrams(const std::string& s);
+double Dice(const std::vector<uint32_t>& a, const std::vector<uint32_t>& b);
+
+// A byte range of a question.
+struct TextSpan {
+  size_t begin = 0, end = 0;
+  double score = 0;  // Dice with the subject it was matched against
+  bool empty() const { return end <= begin; }
+};
+
+// The run of words in `question` most like `subject` (windows of up to its word count + 1 words,
+// trailing punctuation and a possessive "'s" left out of the span); score 0 when nothing is alike.
+TextSpan FindSubject(const std::string& question, const std::string& subject);
+
+// A subject for a question that names none: the longest run of capitalised words or numbers (joined by
+// "of", "the", "de", ... inside the run), not counting a capitalised question word or article that starts
+// the question; empty when there is none.
+std::string GuessSubject(const std::string& question);
+
+// The question's relation: NormalizeForMatch word by word with the span replaced by "<s>"
+// ("The name of the mother of <s> is" -> "the name of the mother of <s> is").
+std::string RelationTemplate(const std::string& question, const TextSpan& subject);
+
+}  // namespace moke

@@ -1,0 +1,93 @@
+// Rehearsal planning and the replay buffer's rules, on plain histories (no model).
+#include "core/editor/rehearsal.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+namespace moke {
+namespace {
+
+std::vector<HeldEdit> History(const std::vector<std::pair<std::string, int>>& edits) {
+  std::vector<HeldEdit> h;
+  for (const auto& [q, e] : edits) {
+    HeldEdit x;
+    x.question = q;
+    x.expert = e;
+    h.push_back(x);
+  }
+  return h;
+}
+
+TEST(PlanRehearsal, RecentHalfThenASeededDrawOfTheRestOfTheSameExpert) {
+  // Expert 0 holds q0..q9 (indices 0, 2, ..., 18); expert 1 holds the odd indices.
+  std::vector<std::pair<std::string, int>> e;
+  for (int i = 0; i < 20; ++i) e.push_back({"q" + std::to_string(i), i % 2});
+  auto history = History(e);
+  std::mt19937_64 rng(7);
+  auto plan = PlanRehearsal(history, 0, "new question", 4, rng);
+  ASSERT_EQ(plan.size(), 4u);
+  EXPECT_EQ(plan[0], 16u);  // the most recent half (2) in order
+  EXPECT_EQ(plan[1], 18u);
+  std::set<size_t> older(plan.begin() + 2, plan.end());
+  EXPECT_EQ(older.size(), 2u);
+  for (size_t i : older) {
+    EXPECT_EQ(i % 2, 0u) << "only expert 0's edits";
+    EXPECT_LT(i, 16u);
+  }
+  // The same seed gives the same plan.
+  std::mt19937_64 again(7);
+  EXPECT_EQ(PlanRehearsal(history, 0, "new question", 4, again), plan);
+}
+
+TEST(PlanRehearsal, SkipsSupersededEditsAndTheQuestionBeingReEdited) {
+  auto history = History({{"a", 0}, {"b", 0}, {"c", 0}});
+  history[0].superseded = true;
+  std::mt19937_64 rng(1);
+  EXPECT_EQ(PlanRehearsal(history, 0, "b", 16, rng), std::vector<size_t>({2}));
+  EXPECT_TRUE(PlanRehearsal(history, 0, "b", 0, rng).empty()) << "retention 0: none";
+}
+
+TEST(ReplayBuffer, PicksAnotherExpertsLiveEditAndDeletesItOnlyWhenFull) {
+  auto history = History({{"a", 0}, {"b", 1}, {"c", 1}, {"d", 2}});
+  ReplayBuffer buf(3);
+  buf.Commit(std::nullopt, 0, 0);
+  buf.Commit(std::nullopt, 1, 1);
+  std::mt19937_64 rng(3);
+  // Expert 1 editing "x": only entry 0 (expert 0) qualifies.
+  auto slot = buf.Pick(1, history, "x", rng);
+  ASSERT_TRUE(slot.has_value());
+  EXPECT_EQ(*slot, 0u);
+  // Not full (2 of 3): the picked entry stays, the new edit is added.
+  buf.Commit(slot, 2, 1);
+  ASSERT_EQ(buf.size(), 3);
+  // Full: a picked entry is deleted, then the new edit takes its place at the end.
+  slot = buf.Pick(2, history, "x", rng);
+  ASSERT_TRUE(slot.has_value());
+  const size_t picked_edit = buf.entries()[*slot].edit;
+  buf.Commit(slot, 3, 2);
+  ASSERT_EQ(buf.size(), 3);
+  for (const auto& e : buf.entries()) EXPECT_NE(e.edit, picked_edit);
+  EXPECT_EQ(buf.entries().back().edit, 3u);
+  // Nothing of another expert that stays live: no pick. Edit "a" is the question being re-edited.
+  ReplayBuffer only_a(2);
+  only_a.Commit(std::nullopt, 0, 0);
+  EXPECT_FALSE(only_a.Pick(1, history, "a", rng).has_value());
+  EXPECT_FALSE(only_a.Pick(0, history, "x", rng).has_value());
+}
+
+TEST(ReplayBuffer, WithoutAPickTheOldestMakesRoom) {
+  ReplayBuffer buf(2);
+  buf.Commit(std::nullopt, 0, 0);
+  buf.Commit(std::nullopt, 1, 0);
+  buf.Commit(std::nullopt, 2, 0);
+  ASSERT_EQ(buf.size(), 2);
+  EXPECT_EQ(buf.entries()[0].edit, 1u);
+  EXPECT_EQ(buf.entries()[1].edit, 2u);
+  ReplayBuffer none(0);
+  none.Commit(std::nullopt, 0, 0);
+  EXPECT_TRUE(none.empty());
+}
+
+}  // namespace
+}  // namespace moke
