@@ -48,13 +48,8 @@ BenchModel MakeLarge() {
   b.dir = std::make_unique<testing::TempDir>("bench_large");
   tools::MakeOptions s;
   s.out_dir = b.dir->path();
-  s.shape.name = "bench_large";
-  s.shape.hidden_size = 512;
-  s.shape.intermediate_size = 1376;
+  s.shape = *tools::ShapeByName("llama2-cpu");  // LLaMA-2-7B's proportions at 1/8 of the width
   s.shape.num_layers = 8;
-  s.shape.num_heads = 8;
-  s.shape.num_kv_heads = 8;
-  s.shape.vocab_size = 32000;
   s.shape.max_position_embeddings = 2048;
   s.dtype = DType::kBF16;
   s.num_shards = 2;

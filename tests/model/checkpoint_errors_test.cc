@@ -25,14 +25,8 @@ class CheckpointErrorsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     spec_.out_dir = dir_.path();
-    spec_.shape.name = "ckpt_errors";
-    spec_.shape.hidden_size = 16;
-    spec_.shape.intermediate_size = 32;
-    spec_.shape.num_layers = 2;
-    spec_.shape.num_heads = 2;
-    spec_.shape.num_kv_heads = 1;
-    spec_.shape.vocab_size = 512;
-    spec_.shape.max_position_embeddings = 256;
+    spec_.shape = {.name = "ckpt_errors", .hidden_size = 16, .intermediate_size = 32, .num_layers = 2, .num_heads = 2,
+                   .num_kv_heads = 1, .vocab_size = 512, .max_position_embeddings = 256};
     spec_.dtype = DType::kF32;
     spec_.seed = 1;
     spec_.tokenizer_model = testing::DefaultModelDir() + "/tokenizer.model";
