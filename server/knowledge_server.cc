@@ -31,7 +31,6 @@ absl::StatusOr<std::unique_ptr<KnowledgeServer>> KnowledgeServer::Create(EngineO
   if (options.max_read_queue < 1) return absl::InvalidArgumentError("--max-read-queue: must be >= 1");
   if (options.max_question_bytes < 1) return absl::InvalidArgumentError("--max-question-bytes: must be >= 1");
   if (options.max_answer_bytes < 1) return absl::InvalidArgumentError("--max-answer-bytes: must be >= 1");
-  MOKE_RETURN_IF_ERROR(ValidateEditorOptions(options.editor));
   return std::unique_ptr<KnowledgeServer>(new KnowledgeServer(std::move(options), metrics));
 }
 

@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "CLI/CLI.hpp"
+#include "core/editor/editor_options.h"
 #include "server/server.h"
 #include "spdlog/spdlog.h"
 
@@ -50,7 +51,14 @@ int main(int argc, char** argv) {
   moke::server::ServerOptions options;
   CLI::App app{"moke-server: knowledge editing (MoKE) over gRPC"};
   moke::server::AddServerFlags(app, &options);
+  bool help_config = false, help_config_markdown = false;
+  app.add_flag("--help-config", help_config, "Print every key of the --config file (type, default, range, help) and exit");
+  app.add_flag("--help-config-markdown", help_config_markdown, "The same as a Markdown table (the README's) and exit");
   CLI11_PARSE(app, argc, argv);
+  if (help_config || help_config_markdown) {
+    std::fputs((help_config ? moke::EditorSettingsText() : moke::EditorSettingsMarkdown()).c_str(), stdout);
+    return 0;
+  }
 
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%t] %v");
   if (absl::Status s = moke::server::FinalizeServerOptions(&options); !s.ok()) {

@@ -70,10 +70,6 @@ absl::Status FinalizeServerOptions(ServerOptions* o) {
   if (!o->model.empty()) e.model_dir = o->model;
   if (e.model_dir.empty()) e.model_dir = MOKE_DEFAULT_MODEL_DIR;
   if (!o->device.empty()) e.device = o->device;
-  if (absl::Status s = ValidateEditorOptions(e); !s.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(o->config.empty() ? "editor settings" : "--config " + o->config, ": ",
-                                                   s.message()));
-  }
   if (!std::filesystem::is_directory(e.model_dir)) {
     return absl::InvalidArgumentError(absl::StrCat("--model: ", e.model_dir, " is not a folder"));
   }

@@ -1,9 +1,23 @@
 // Settings of the model and of the knowledge editor (the config file's content). Defaults are the
 // values that work on the shared small model (REFERENCE section 10); LLaMA-2 values are in the README.
+//
+// Every field of EditorOptions is one row of the settings table (EditorSettings(), in
+// editor_options.cc): the JSON key (the field's name), its kind, its range or choices, the value the
+// "paper" profile gives it and one line of help. The default is the field's initialiser below. The
+// table drives parsing (LoadEditorOptions), validation (ValidateEditorOptions), the profiles
+// (ApplyProfile), `moke-server --help-config` and the README's table of settings. To add a setting: add
+// the field here and one row there.
+//
+// Thread-safety: EditorOptions is a plain value. The table is immutable after its first use (a
+// function-local static) and safe to read from any thread.
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
 
 #include "absl/status/status.h"
 
@@ -77,13 +91,71 @@ struct EditorOptions {
   uint64_t seed = 42;
 };
 
-// Sets the settings a profile names: "paper" (the paper's MoKE: no rehearsal, the Delta-threshold gate,
-// margin and memory losses) or "moke+" (this project's defaults).
+// ---- The settings table ----
+
+// What a setting takes in the config file.
+enum class SettingKind { kString, kBool, kInteger, kNumber, kChoice };
+const char* SettingKindName(SettingKind k);  // "string", "boolean", "integer", "number", "choice"
+
+// Numeric bounds of a setting (kInteger, kNumber); an infinite bound is no bound.
+struct SettingRange {
+  double lo = -std::numeric_limits<double>::infinity();
+  double hi = std::numeric_limits<double>::infinity();
+  bool lo_open = false;  // lo itself is outside
+  bool hi_open = false;  // hi itself is outside
+  bool Contains(double v) const;
+  bool bounded() const;
+};
+
+// The field a row reads and writes.
+using EditorOptionsField =
+    std::variant<std::string EditorOptions::*, bool EditorOptions::*, int EditorOptions::*, int64_t EditorOptions::*,
+                 uint64_t EditorOptions::*, double EditorOptions::*, EditMethod EditorOptions::*,
+                 Routing EditorOptions::*, ScopeGate EditorOptions::*>;
+
+// One row of the table.
+struct EditorSetting {
+  const char* name;  // the JSON key, spelled as the field
+  EditorOptionsField field;
+  SettingRange range;
+  const char* paper;  // JSON text of the value the "paper" profile sets; nullptr: the profiles leave it
+  const char* help;   // one line
+
+  SettingKind kind() const;
+  std::vector<std::string> choices() const;  // kChoice: the accepted names (aliases left out)
+  // "1..64", ">= 0", "(0, 1]", "moke, wise"; empty when any value of the kind is accepted.
+  std::string RangeText() const;
+  // The field's value in `options` as JSON text ("0.1", "true", "\"nearest\"").
+  std::string ValueJson(const EditorOptions& options) const;
+  std::string DefaultJson() const { return ValueJson(EditorOptions{}); }
+};
+
+// Every setting, in the order of the fields above.
+const std::vector<EditorSetting>& EditorSettings();
+// The rules that join two settings, one line each ("max_experts >= num_experts").
+std::vector<std::string> EditorSettingRules();
+
+// The table for people: `moke-server --help-config` (plain text, one key a line) and the README's
+// Markdown table (between <!-- editor-settings:begin --> and <!-- editor-settings:end -->; a ctest
+// checks that the two agree).
+std::string EditorSettingsText();
+std::string EditorSettingsMarkdown();
+
+// ---- Reading, profiles, validation ----
+
+// Sets the settings a profile names: "paper" (the paper's MoKE: no rehearsal, no growth, the
+// Delta-threshold gate, margin and memory losses; the table's "paper" column) or "moke+" (those same
+// settings back at their defaults: this project's method). Other settings are left as they are.
 absl::Status ApplyProfile(const std::string& profile, EditorOptions* options);
-// Reads a JSON config file; every key is optional and unknown keys are errors naming the key. A
-// "profile" key is applied first, so that the file's other keys refine it.
+// Parses a JSON object of settings onto *options and validates the result. Every key is optional; a
+// "profile" key is applied first, so that the other keys refine it. An unknown key, a value of the wrong
+// type, a name that is not one of the choices or a value out of range is INVALID_ARGUMENT naming the
+// key; on any error *options is left unchanged.
+absl::Status ParseEditorOptions(std::string_view json_text, EditorOptions* options);
+// ParseEditorOptions on a file's content; messages start with the path. A missing file is NOT_FOUND.
 absl::Status LoadEditorOptions(const std::string& path, EditorOptions* options);
-// Checks ranges; the message names the setting.
+// Checks every setting's range and the cross-setting rules; the message names the setting. The one
+// check: LoadEditorOptions runs it on what it read, Editor::Create on whatever it is given.
 absl::Status ValidateEditorOptions(const EditorOptions& options);
 
 }  // namespace moke

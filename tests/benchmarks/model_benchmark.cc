@@ -21,7 +21,8 @@
 #include <string>
 
 #include "core/model/llama_model.h"
-#include "tests/model/random_checkpoint.h"
+#include "tests/testing/temp_dir.h"
+#include "tools/make_checkpoint/checkpoint_maker.h"
 
 namespace moke {
 namespace {
@@ -45,21 +46,18 @@ BenchModel LoadSmall() {
 BenchModel MakeLarge() {
   BenchModel b;
   b.dir = std::make_unique<testing::TempDir>("bench_large");
-  testing::RandomCheckpointSpec s;
-  s.hidden_size = 512;
-  s.intermediate_size = 1376;
-  s.num_layers = 8;
-  s.num_heads = 8;
-  s.num_kv_heads = 8;
-  s.vocab_size = 32000;
-  s.max_position_embeddings = 2048;
+  tools::MakeOptions s;
+  s.out_dir = b.dir->path();
+  s.shape = *tools::ShapeByName("llama2-cpu");  // LLaMA-2-7B's proportions at 1/8 of the width
+  s.shape.num_layers = 8;
+  s.shape.max_position_embeddings = 2048;
   s.dtype = DType::kBF16;
   s.num_shards = 2;
   s.seed = 42;
   s.tokenizer_model = std::string(MOKE_DEFAULT_MODEL_DIR) + "/tokenizer.model";
   const auto t0 = std::chrono::steady_clock::now();
-  if (auto st = testing::WriteRandomCheckpoint(b.dir->path(), s); !st.ok()) {
-    std::fprintf(stderr, "cannot write the large model: %s\n", st.ToString().c_str());
+  if (auto st = tools::MakeCheckpoint(s); !st.ok()) {
+    std::fprintf(stderr, "cannot write the large model: %s\n", st.status().ToString().c_str());
     std::exit(1);
   }
   auto m = LlamaModel::Load({.dir = b.dir->path(), .dtype = "float32"});

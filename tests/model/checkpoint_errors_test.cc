@@ -10,8 +10,9 @@
 #include "core/model/llama_model.h"
 #include "core/model/safetensors.h"
 #include "nlohmann/json.hpp"
-#include "tests/model/random_checkpoint.h"
 #include "tests/testing/paths.h"
+#include "tests/testing/temp_dir.h"
+#include "tools/make_checkpoint/checkpoint_maker.h"
 
 namespace moke {
 namespace {
@@ -23,17 +24,19 @@ using testing::TempDir;
 class CheckpointErrorsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    spec_.hidden_size = 16;
-    spec_.intermediate_size = 32;
-    spec_.num_layers = 2;
-    spec_.num_heads = 2;
-    spec_.num_kv_heads = 1;
+    spec_.out_dir = dir_.path();
+    spec_.shape = {.name = "ckpt_errors", .hidden_size = 16, .intermediate_size = 32, .num_layers = 2, .num_heads = 2,
+                   .num_kv_heads = 1, .vocab_size = 512, .max_position_embeddings = 256};
+    spec_.dtype = DType::kF32;
+    spec_.seed = 1;
     spec_.tokenizer_model = testing::DefaultModelDir() + "/tokenizer.model";
   }
-  // Writes the valid checkpoint (optionally sharded) and checks that it loads.
+  // Writes the valid checkpoint (one model.safetensors, or shards with an index) and checks that it loads.
   void WriteValid(int shards = 1) {
     spec_.num_shards = shards;
-    ASSERT_TRUE(testing::WriteRandomCheckpoint(dir_.path(), spec_).ok());
+    auto written = tools::MakeCheckpoint(spec_);
+    ASSERT_TRUE(written.ok()) << written.status();
+    ASSERT_EQ(written->num_shards, shards);
     auto m = Load();
     ASSERT_TRUE(m.ok()) << "the unbroken checkpoint must load: " << m.status();
   }
@@ -71,7 +74,7 @@ class CheckpointErrorsTest : public ::testing::Test {
     ASSERT_TRUE(WriteSafetensors(dir_ / "model.safetensors", out).ok());
   }
 
-  testing::RandomCheckpointSpec spec_;
+  tools::MakeOptions spec_;
   TempDir dir_{"ckpt_errors"};
 };
 

@@ -13,8 +13,9 @@
 
 #include "core/model/llama_model.h"
 #include "nlohmann/json.hpp"
-#include "tests/model/random_checkpoint.h"
 #include "tests/testing/paths.h"
+#include "tests/testing/temp_dir.h"
+#include "tools/make_checkpoint/checkpoint_maker.h"
 
 namespace moke {
 namespace {
@@ -160,9 +161,20 @@ TEST(ReferenceCompareTest, SmallModelBatchRowsMatchReference) {
 
 struct RandomCase {
   const char* name;
-  testing::RandomCheckpointSpec spec;
+  tools::MakeOptions spec;  // out_dir and tokenizer_model are filled in by the test
   int max_new_tokens;
 };
+
+// A small float32 checkpoint in one file; each case changes what it tests.
+RandomCase Case(const char* name, int max_new_tokens) {
+  RandomCase c{name, {}, max_new_tokens};
+  c.spec.shape.name = name;
+  c.spec.shape.vocab_size = 512;
+  c.spec.shape.max_position_embeddings = 256;
+  c.spec.dtype = DType::kF32;
+  c.spec.num_shards = 1;
+  return c;
+}
 
 void PrintTo(const RandomCase& c, std::ostream* os) { *os << c.name; }
 
@@ -171,9 +183,11 @@ class RandomCheckpointCompareTest : public ::testing::TestWithParam<RandomCase> 
 TEST_P(RandomCheckpointCompareTest, MatchesIndependentForward) {
   REQUIRE_PYTHON("torch, numpy");
   TempDir dir(GetParam().name);
-  testing::RandomCheckpointSpec spec = GetParam().spec;
+  tools::MakeOptions spec = GetParam().spec;
+  spec.out_dir = dir.path();
   spec.tokenizer_model = testing::DefaultModelDir() + "/tokenizer.model";
-  ASSERT_TRUE(testing::WriteRandomCheckpoint(dir.path(), spec).ok());
+  auto written = tools::MakeCheckpoint(spec);
+  ASSERT_TRUE(written.ok()) << written.status();
   auto model = LlamaModel::Load({.dir = dir.path(), .dtype = "float32"});
   ASSERT_TRUE(model.ok()) << model.status();
   EXPECT_EQ((*model)->load_stats().num_shards, std::max(spec.num_shards, 1));
@@ -183,16 +197,16 @@ TEST_P(RandomCheckpointCompareTest, MatchesIndependentForward) {
 }
 
 RandomCase UntiedGqa4Bf16TwoShards() {
-  RandomCase c{"untied_gqa4_bf16_2shards", {}, 10};
-  c.spec.hidden_size = 64;
-  c.spec.intermediate_size = 144;
-  c.spec.num_layers = 3;
-  c.spec.num_heads = 8;
-  c.spec.num_kv_heads = 2;  // 4 query heads per kv head
-  c.spec.vocab_size = 600;  // more rows than the tokenizer has pieces
-  c.spec.rope_theta = 500000.0;
-  c.spec.rms_norm_eps = 1e-6;
-  c.spec.tie_word_embeddings = false;
+  RandomCase c = Case("untied_gqa4_bf16_2shards", 10);
+  c.spec.shape.hidden_size = 64;
+  c.spec.shape.intermediate_size = 144;
+  c.spec.shape.num_layers = 3;
+  c.spec.shape.num_heads = 8;
+  c.spec.shape.num_kv_heads = 2;  // 4 query heads per kv head
+  c.spec.shape.vocab_size = 600;  // more rows than the tokenizer has pieces
+  c.spec.shape.rope_theta = 500000.0;
+  c.spec.shape.rms_norm_eps = 1e-6;
+  c.spec.shape.tie_word_embeddings = false;
   c.spec.dtype = DType::kBF16;
   c.spec.num_shards = 2;
   c.spec.seed = 7;
@@ -200,27 +214,27 @@ RandomCase UntiedGqa4Bf16TwoShards() {
 }
 
 RandomCase TiedMhaF16HeadDim() {
-  RandomCase c{"tied_mha_f16_headdim", {}, 24};
-  c.spec.hidden_size = 48;
-  c.spec.intermediate_size = 96;
-  c.spec.num_layers = 2;
-  c.spec.num_heads = 4;
-  c.spec.num_kv_heads = 4;  // plain multi-head attention
-  c.spec.head_dim = 16;     // H * head_dim = 64 != hidden_size
-  c.spec.max_position_embeddings = 32;  // the longer prompts run into the context window
-  c.spec.tie_word_embeddings = true;
+  RandomCase c = Case("tied_mha_f16_headdim", 24);
+  c.spec.shape.hidden_size = 48;
+  c.spec.shape.intermediate_size = 96;
+  c.spec.shape.num_layers = 2;
+  c.spec.shape.num_heads = 4;
+  c.spec.shape.num_kv_heads = 4;  // plain multi-head attention
+  c.spec.shape.head_dim = 16;     // H * head_dim = 64 != hidden_size
+  c.spec.shape.max_position_embeddings = 32;  // the longer prompts run into the context window
+  c.spec.shape.tie_word_embeddings = true;
   c.spec.dtype = DType::kF16;
   c.spec.seed = 11;
   return c;
 }
 
 RandomCase UntiedGqa1F32ThreeShards() {
-  RandomCase c{"untied_f32_3shards", {}, 16};
-  c.spec.hidden_size = 32;
-  c.spec.intermediate_size = 88;
-  c.spec.num_layers = 4;
-  c.spec.num_heads = 2;
-  c.spec.num_kv_heads = 2;
+  RandomCase c = Case("untied_f32_3shards", 16);
+  c.spec.shape.hidden_size = 32;
+  c.spec.shape.intermediate_size = 88;
+  c.spec.shape.num_layers = 4;
+  c.spec.shape.num_heads = 2;
+  c.spec.shape.num_kv_heads = 2;
   c.spec.num_shards = 3;
   c.spec.seed = 3;
   return c;

@@ -8,7 +8,7 @@
 #include <cstring>
 #include <string>
 
-#include "tests/model/random_checkpoint.h"
+#include "tests/testing/temp_dir.h"
 
 namespace moke {
 namespace {

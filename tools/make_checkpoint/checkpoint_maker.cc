@@ -65,9 +65,10 @@ struct Spec {
   }
 };
 
-// Same names, order and scales as tests/model/random_checkpoint.h.
+// The tensors in HF naming and order. Scales keep activations O(1) and logits spread by several units,
+// so greedy decoding has clear winners.
 std::vector<Spec> Specs(const CheckpointShape& s) {
-  const int64_t d = s.hidden_size, f = s.intermediate_size, hd = d / s.num_heads;
+  const int64_t d = s.hidden_size, f = s.intermediate_size, hd = s.HeadDim();
   const double sd = std::sqrt(static_cast<double>(d));
   std::vector<Spec> out;
   out.push_back({"model.embed_tokens.weight", {s.vocab_size, d}, 0, 1.0});
@@ -163,6 +164,8 @@ absl::Status WriteText(const fs::path& path, const std::string& text) {
 
 }  // namespace
 
+int64_t CheckpointShape::HeadDim() const { return head_dim > 0 ? head_dim : hidden_size / std::max<int64_t>(1, num_heads); }
+
 int64_t CheckpointShape::NumParameters() const {
   int64_t n = 0;
   for (const Spec& s : Specs(*this)) n += s.numel();
@@ -200,10 +203,12 @@ absl::StatusOr<MakeStats> MakeCheckpoint(const MakeOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
   const CheckpointShape& s = o.shape;
   if (s.hidden_size <= 0 || s.intermediate_size <= 0 || s.num_layers <= 0 || s.num_heads <= 0 ||
-      s.num_kv_heads <= 0 || s.vocab_size <= 0 || s.hidden_size % s.num_heads != 0 ||
-      (s.hidden_size / s.num_heads) % 2 != 0 || s.num_heads % s.num_kv_heads != 0) {
+      s.num_kv_heads <= 0 || s.vocab_size <= 0 || s.head_dim < 0 ||
+      (s.head_dim == 0 && s.hidden_size % s.num_heads != 0) || s.HeadDim() % 2 != 0 ||
+      s.num_heads % s.num_kv_heads != 0) {
     return absl::InvalidArgumentError(absl::StrCat("shape \"", s.name, "\" is inconsistent (hidden_size ", s.hidden_size,
-                                                   ", heads ", s.num_heads, ", kv heads ", s.num_kv_heads, ")"));
+                                                   ", heads ", s.num_heads, ", kv heads ", s.num_kv_heads, ", head_dim ",
+                                                   s.HeadDim(), ")"));
   }
   if (o.dtype != DType::kF32 && o.dtype != DType::kBF16 && o.dtype != DType::kF16) {
     return absl::InvalidArgumentError("dtype must be float32, bfloat16 or float16");
@@ -293,6 +298,7 @@ absl::StatusOr<MakeStats> MakeCheckpoint(const MakeOptions& o) {
       {"torch_dtype", torch_dtype},
       {"moke_random_checkpoint", {{"shape", s.name}, {"seed", o.seed}, {"generator", "splitmix64-irwinhall4"}}},
   };
+  if (s.head_dim > 0) config["head_dim"] = s.head_dim;
   if (auto st = WriteText(out / "config.json", config.dump(2)); !st.ok()) return st;
 
   const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -300,7 +306,11 @@ absl::StatusOr<MakeStats> MakeCheckpoint(const MakeOptions& o) {
   std::vector<char> buf;
   for (int k = 0; k < shards; ++k) {
     char name[64];
-    std::snprintf(name, sizeof(name), "model-%05d-of-%05d.safetensors", k + 1, shards);
+    if (shards == 1) {
+      std::snprintf(name, sizeof(name), "model.safetensors");
+    } else {
+      std::snprintf(name, sizeof(name), "model-%05d-of-%05d.safetensors", k + 1, shards);
+    }
     // Header: every offset is known from the shapes, so the data streams after it.
     nlohmann::ordered_json header = nlohmann::ordered_json::object();
     header["__metadata__"] = {{"format", "pt"}};
@@ -331,7 +341,9 @@ absl::StatusOr<MakeStats> MakeCheckpoint(const MakeOptions& o) {
     }
     stats.file_bytes += 8 + static_cast<int64_t>(h.size()) + off;
   }
-  if (auto st = WriteText(out / "model.safetensors.index.json", index.dump(2)); !st.ok()) return st;
+  if (shards > 1) {
+    if (auto st = WriteText(out / "model.safetensors.index.json", index.dump(2)); !st.ok()) return st;
+  }
   stats.num_shards = shards;
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return stats;

@@ -15,6 +15,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/model/llama_model.h"
+#include "core/model/safetensors.h"
+#include "tests/testing/temp_dir.h"
 
 namespace moke::tools {
 namespace {
@@ -26,19 +28,7 @@ std::string Tokenizer() {
   return fs::exists(shared) ? shared : std::string(MOKE_DEFAULT_MODEL_DIR) + "/tokenizer.model";
 }
 
-class TempDir {
- public:
-  TempDir() {
-    static int n = 0;
-    path_ = (fs::temp_directory_path() / absl::StrCat("moke_ckpt_", ::getpid(), "_", n++)).string();
-    fs::remove_all(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using moke::testing::TempDir;
 
 std::string Slurp(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -65,7 +55,7 @@ TEST(CheckpointMaker, SevenBHasTheRealParameterCount) {
 }
 
 TEST(CheckpointMaker, OutputLoadsWithLlamaModel) {
-  TempDir dir;
+  TempDir dir("ckpt");
   auto stats = MakeCheckpoint(Tiny(dir.path()));
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_EQ(stats->num_shards, 3);
@@ -93,7 +83,7 @@ TEST(CheckpointMaker, OutputLoadsWithLlamaModel) {
 }
 
 TEST(CheckpointMaker, BytesDependOnlyOnShapeDtypeAndSeed) {
-  TempDir a, b, c;
+  TempDir a("ckpt_a"), b("ckpt_b"), c("ckpt_c");
   MakeOptions oa = Tiny(a.path()), ob = Tiny(b.path()), oc = Tiny(c.path());
   oa.threads = 1;
   ob.threads = 2;
@@ -107,7 +97,7 @@ TEST(CheckpointMaker, BytesDependOnlyOnShapeDtypeAndSeed) {
 }
 
 TEST(CheckpointMaker, TooBigForDiskIsRefusedWithBytes) {
-  TempDir dir;
+  TempDir dir("ckpt");
   MakeOptions o = Tiny(dir.path());
   o.disk_available_bytes = 1000;
   auto st = MakeCheckpoint(o);
@@ -116,11 +106,11 @@ TEST(CheckpointMaker, TooBigForDiskIsRefusedWithBytes) {
   const std::string need = absl::StrCat(WeightBytes(o.shape, DType::kBF16) + (int64_t{1} << 20));
   EXPECT_NE(st.status().message().find(need + " bytes"), std::string::npos) << st.status();
   EXPECT_NE(st.status().message().find("only 1000 bytes"), std::string::npos) << st.status();
-  EXPECT_FALSE(fs::exists(dir.path()));  // refused before anything is written
+  EXPECT_TRUE(fs::is_empty(dir.path()));  // refused before anything is written
 }
 
 TEST(CheckpointMaker, SevenBTooBigForMemoryIsRefusedWithBytes) {
-  TempDir dir;
+  TempDir dir("ckpt");
   MakeOptions o = Tiny(dir.path());
   o.shape = *ShapeByName("llama2-7b");
   o.memory_available_bytes = int64_t{16} << 30;
@@ -129,11 +119,11 @@ TEST(CheckpointMaker, SevenBTooBigForMemoryIsRefusedWithBytes) {
   EXPECT_EQ(st.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_NE(st.status().message().find("needs 26953662464 bytes"), std::string::npos) << st.status();
   EXPECT_NE(st.status().message().find(absl::StrCat("only ", int64_t{16} << 30, " bytes")), std::string::npos) << st.status();
-  EXPECT_FALSE(fs::exists(dir.path()));
+  EXPECT_TRUE(fs::is_empty(dir.path()));
 }
 
 TEST(CheckpointMaker, ToolExitsThreeAndPrintsBytes) {
-  TempDir dir;
+  TempDir dir("ckpt");
   const std::string log = dir.path() + ".log";
   const std::string cmd = absl::StrCat(MOKE_MAKE_CHECKPOINT, " --shape tiny --out ", dir.path(), " --tokenizer ", Tokenizer(),
                                        " --disk-available-bytes 4096 2> ", log);
@@ -147,7 +137,7 @@ TEST(CheckpointMaker, ToolExitsThreeAndPrintsBytes) {
 }
 
 TEST(CheckpointMaker, LoaderRefusesTooBigWithBytes) {
-  TempDir dir;
+  TempDir dir("ckpt");
   auto stats = MakeCheckpoint(Tiny(dir.path()));
   ASSERT_TRUE(stats.ok());
   auto m = LlamaModel::Load({.dir = dir.path(), .memory_limit_bytes = 1000});
@@ -158,12 +148,52 @@ TEST(CheckpointMaker, LoaderRefusesTooBigWithBytes) {
 }
 
 TEST(CheckpointMaker, MissingShardIsNamed) {
-  TempDir dir;
+  TempDir dir("ckpt");
   ASSERT_TRUE(MakeCheckpoint(Tiny(dir.path())).ok());
   fs::remove(fs::path(dir.path()) / "model-00002-of-00003.safetensors");
   auto m = LlamaModel::Load({.dir = dir.path()});
   ASSERT_FALSE(m.ok());
   EXPECT_NE(m.status().message().find("model-00002-of-00003.safetensors"), std::string::npos) << m.status();
+}
+
+// One shard is HF's small-model layout: model.safetensors and no index. An explicit head_dim goes into
+// config.json and sets the attention projections' shapes: q [H * head_dim, d], k/v [KV * head_dim, d].
+TEST(CheckpointMaker, OneShardIsOneFileAndHeadDimIsWritten) {
+  TempDir dir("ckpt_one");
+  MakeOptions o = Tiny(dir.path());
+  o.num_shards = 1;
+  o.dtype = DType::kF32;
+  o.shape.num_kv_heads = 2;
+  o.shape.head_dim = 32;  // H * head_dim = 128 != hidden_size 64
+  auto stats = MakeCheckpoint(o);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->num_shards, 1);
+  EXPECT_TRUE(fs::exists(fs::path(dir.path()) / "model.safetensors"));
+  EXPECT_FALSE(fs::exists(fs::path(dir.path()) / "model.safetensors.index.json"));
+  EXPECT_NE(Slurp(fs::path(dir.path()) / "config.json").find("\"head_dim\": 32"), std::string::npos);
+  auto file = SafetensorsFile::Open(fs::path(dir.path()) / "model.safetensors");
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_EQ((*file)->tensors().at("model.layers.1.self_attn.q_proj.weight").shape, (std::vector<int64_t>{128, 64}));
+  EXPECT_EQ((*file)->tensors().at("model.layers.1.self_attn.k_proj.weight").shape, (std::vector<int64_t>{64, 64}));
+  EXPECT_EQ((*file)->tensors().at("model.layers.1.self_attn.o_proj.weight").shape, (std::vector<int64_t>{64, 128}));
+  // 2 layers x (q 128x64 + k, v 64x64 + o 64x128 + gate, up 172x64 + down 64x172 + 2 norms of 64)
+  // + embeddings and head 32000x64 each + final norm 64.
+  const int64_t layer = 128 * 64 + 2 * 64 * 64 + 64 * 128 + 3 * 172 * 64 + 2 * 64;
+  EXPECT_EQ(stats->parameters, 2 * layer + 2 * 32000 * 64 + 64);
+  auto m = LlamaModel::Load({.dir = dir.path()});
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ((*m)->load_stats().num_shards, 1);
+  EXPECT_EQ((*m)->config().NumParameters(), stats->parameters);
+}
+
+TEST(CheckpointMaker, OddHeadDimIsRefused) {
+  TempDir dir("ckpt_odd");
+  MakeOptions o = Tiny(dir.path());
+  o.shape.head_dim = 15;
+  auto st = MakeCheckpoint(o);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.status().message().find("head_dim 15"), std::string::npos) << st.status();
 }
 
 }  // namespace

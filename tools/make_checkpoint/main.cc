@@ -27,7 +27,7 @@ void Usage() {
                "  --layers N              override the shape's layer count\n"
                "  --dtype bfloat16|float16|float32   storage dtype (default bfloat16)\n"
                "  --seed N                (default 42)\n"
-               "  --shards N              (default max(2, ceil(bytes / 2 GiB)))\n"
+               "  --shards N              1: one model.safetensors, no index (default max(2, ceil(bytes / 2 GiB)))\n"
                "  --threads N             generator threads (default: all)\n"
                "  --for-device cpu|cuda|none   cpu: refuse if float32 weights exceed MemAvailable (default cpu)\n"
                "  --disk-available-bytes N / --memory-available-bytes N   pretend (tests)\n"

@@ -1,0 +1,41 @@
+# The README's table of editor settings is what `moke-server --help-config-markdown` prints: the text
+# between the marker lines <!-- editor-settings:begin --> and <!-- editor-settings:end --> in README.md.
+#
+#   check:   cmake -DSERVER=build/server/moke-server -DREADME=README.md -P tests/server/readme_settings_check.cmake
+#   rewrite: the same with -DUPDATE=ON (after adding or changing a row of core/editor/editor_options.cc)
+foreach(var SERVER README)
+  if(NOT DEFINED ${var})
+    message(FATAL_ERROR "pass -D${var}=...")
+  endif()
+endforeach()
+execute_process(COMMAND ${SERVER} --help-config-markdown OUTPUT_VARIABLE table RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "${SERVER} --help-config-markdown exited with ${rc}")
+endif()
+file(READ ${README} readme)
+set(begin_marker "<!-- editor-settings:begin -->\n")
+set(end_marker "<!-- editor-settings:end -->")
+string(FIND "${readme}" "${begin_marker}" begin)
+string(FIND "${readme}" "${end_marker}" end)
+if(begin EQUAL -1 OR end EQUAL -1 OR end LESS begin)
+  message(FATAL_ERROR "${README}: the marker lines <!-- editor-settings:begin --> and ${end_marker} are missing or out of order")
+endif()
+string(LENGTH "${begin_marker}" begin_length)
+math(EXPR start "${begin} + ${begin_length}")
+math(EXPR length "${end} - ${start}")
+string(SUBSTRING "${readme}" ${start} ${length} current)
+if(current STREQUAL table)
+  message(STATUS "${README}: the table of editor settings matches moke-server --help-config-markdown")
+  return()
+endif()
+if(UPDATE)
+  string(SUBSTRING "${readme}" 0 ${start} head)
+  string(SUBSTRING "${readme}" ${end} -1 tail)
+  file(WRITE ${README} "${head}${table}${tail}")
+  message(STATUS "${README}: table of editor settings rewritten")
+  return()
+endif()
+message(FATAL_ERROR
+  "${README}: the table of editor settings differs from `moke-server --help-config-markdown`.\n"
+  "Rewrite it with: cmake -DSERVER=${SERVER} -DREADME=${README} -DUPDATE=ON -P ${CMAKE_CURRENT_LIST_FILE}\n"
+  "--- README has:\n${current}--- moke-server prints:\n${table}")
