@@ -26,7 +26,10 @@ void RouteToProto(const Route& route, v1::RouteInfo* out) {
   for (double d : route.deltas) out->add_deltas(d);
   for (double p : route.router_probs) out->add_router_probs(p);
   out->set_threshold(route.threshold);
-  out->set_nearest_cosine(route.nearest_cosine);
+  out->set_subject_score(route.subject_score);
+  out->set_relation_score(route.relation_score);
+  out->set_subject(route.subject);
+  out->set_fact_version(route.fact_version);
 }
 
 void EditRecordToProto(const storage::LogRecord& r, v1::EditRecord* out) {

@@ -59,8 +59,11 @@ std::string RouteText(const v1::RouteInfo& r) {
     s << " (deltas";
     for (double d : r.deltas()) s << " " << d;
     s << "; threshold " << r.threshold() << ")";
-  } else if (r.nearest_cosine() > 0) {
-    s << " (nearest edit at cosine " << r.nearest_cosine() << "; floor " << r.threshold() << ")";
+  }
+  if (!r.subject().empty()) {
+    s << " (subject \"" << r.subject() << "\" at " << r.subject_score() << ", relation " << r.relation_score();
+    if (r.fact_version() > 0) s << "; the fact of version " << r.fact_version();
+    s << ")";
   }
   return s.str();
 }

@@ -22,6 +22,7 @@
 #include "core/editor/editor_snapshot.h"
 #include "core/editor/editor_state.h"
 #include "core/editor/expert_choice.h"
+#include "core/editor/fact_key.h"
 #include "core/editor/knowledge_state.h"
 #include "core/editor/trainer.h"
 #include "core/experts/expert_math.h"
@@ -56,12 +57,15 @@ class Editor::Impl {
   struct EditPlan {
     PromptActivations question;
     at::Tensor fingerprint;  // [F]
+    std::shared_ptr<const FactKey> key;
     ExpertChoice choice;
-    std::vector<size_t> superseded;  // held edits of the same question: replaced at commit
+    std::vector<size_t> superseded;  // held edits of the same fact: replaced at commit
     std::optional<size_t> replay_slot;
     TrainingProblem training;
   };
   EditPlan Plan(const EditRequest& edit);
+  // The tokens an edit teaches: the answer's, then the end of sequence (teach_end_of_answer).
+  std::vector<int64_t> AnswerTokens(const std::string& answer) const;
   void Commit(const EditRequest& edit, EditPlan& plan, TrainedExpert& trained);
 };
 
@@ -96,14 +100,21 @@ absl::Status Editor::Impl::Init() {
   });
 }
 
+std::vector<int64_t> Editor::Impl::AnswerTokens(const std::string& answer) const {
+  std::vector<int64_t> ids = s.model->EncodeContinuation(answer);
+  if (s.options.teach_end_of_answer) ids.push_back(s.model->config().eos_token_id);
+  return ids;
+}
+
 Editor::Impl::EditPlan Editor::Impl::Plan(const EditRequest& edit) {
   const EditorOptions& opt = s.options;
   const LlamaModel& model = *s.model;
   EditPlan plan;
   TrainingProblem& t = plan.training;
-  t.rows = s.augmenter.Rows(edit.question, model.EncodeContinuation(edit.answer), opt.augment, s.rng);
+  t.rows = s.augmenter.Rows(edit.question, AnswerTokens(edit.answer), opt.augment, s.rng);
   plan.question = ActivationsOf(model, s.layer, edit.question);
   plan.fingerprint = Fingerprint(plan.question.a);
+  plan.key = BuildFactKey(model, s.layer, {edit.question, edit.subject, edit.paraphrases}, plan.question.a, ScopeThresholdsOf(opt));
 
   // x_o: the prompts supplied with this edit, else a seeded sample of the pool.
   std::vector<at::Tensor> xo;
@@ -113,22 +124,17 @@ Editor::Impl::EditPlan Editor::Impl::Plan(const EditRequest& edit) {
   if (xo.empty()) xo = s.pool.Sample(kSampledUnrelated, s.rng);
   t.unrelated = PadActivations(xo);
 
-  const at::Tensor negatives = s.pool.Fingerprints();
-  plan.choice = ChooseExpert(opt, s.bank, s.history,
-                             EditKeys{edit.question, plan.question.a, plan.fingerprint, t.unrelated, negatives}, s.rng);
+  // The held edits this one replaces (its re-edits): superseded at commit, never rehearsed.
+  plan.superseded = ReplacedEdits(opt, s.history, edit.question, *plan.key);
+  const LiveAfter live(s.history, plan.superseded);
+  plan.choice = ChooseExpert(opt, s.bank, s.history, live, EditKeys{plan.question.a, t.unrelated}, s.rng);
   const int expert = plan.choice.expert;
-  // Exact re-edits are recognised in every mode: the old answer is superseded (at commit), not rehearsed.
-  // Only an exact re-edit supersedes: questions that differ in one token ("fact 1" / "fact 2") have nearly
-  // equal fingerprints, so a near match only chooses the expert.
-  for (size_t h = 0; h < s.history.size(); ++h) {
-    if (!s.history[h].superseded && s.history[h].question == edit.question) plan.superseded.push_back(h);
-  }
-  for (size_t h : PlanRehearsal(s.history, expert, edit.question, opt.retention, s.rng)) {
-    auto rows = s.augmenter.Rows(s.history[h].question, model.EncodeContinuation(s.history[h].answer), false, s.rng);
+  for (size_t h : PlanRehearsal(s.history, expert, live, opt.retention, s.rng)) {
+    auto rows = s.augmenter.Rows(s.history[h].question, AnswerTokens(s.history[h].answer), false, s.rng);
     t.rows.insert(t.rows.end(), rows.begin(), rows.end());
   }
   if (opt.method == EditMethod::kMoke && opt.memory_loss && !s.replay.empty()) {
-    plan.replay_slot = s.replay.Pick(expert, s.history, edit.question, s.rng);
+    plan.replay_slot = s.replay.Pick(expert, live, s.rng);
   }
 
   t.model = &model;
@@ -160,6 +166,9 @@ void Editor::Impl::Commit(const EditRequest& edit, EditPlan& plan, TrainedExpert
   HeldEdit held;
   held.question = edit.question;
   held.answer = edit.answer;
+  held.subject = edit.subject;
+  held.paraphrases = edit.paraphrases;
+  held.key = plan.key;
   held.expert = expert;
   held.version = s.version;
   held.a = plan.question.a;
@@ -197,6 +206,8 @@ absl::StatusOr<EditResult> Editor::Impl::Apply(const EditRequest& edit, bool pub
     MOKE_ASSIGN_OR_RETURN(TrainedExpert trained, TrainExpert(plan.training, budget));
     Commit(edit, plan, trained);  // no errors expected past this point
     res.version = s.version;
+    res.subject = plan.key->subject;
+    if (!plan.superseded.empty()) res.superseded_version = s.history[plan.superseded.back()].version;
     res.expert = plan.choice.expert;
     res.new_concept = plan.choice.new_concept;
     res.iterations = trained.iterations;
@@ -226,15 +237,13 @@ void Editor::Impl::Publish() {
     p.router_w = t[0].clone();
     p.router_b = t[1].clone();
   }
-  std::vector<at::Tensor> keys;
   for (const auto& h : s.history) {
     if (h.superseded) continue;
-    keys.push_back(h.fingerprint);
-    p.key_expert.push_back(h.expert);
+    p.facts.push_back(h.key);
+    p.fact_expert.push_back(h.expert);
+    p.fact_version.push_back(h.version);
   }
-  if (!keys.empty()) p.keys = at::stack(keys);
-  p.negatives = s.pool.Fingerprints();
-  p.min_cosine = s.options.nearest_min_cosine;
+  p.scope = ScopeThresholdsOf(s.options);
   auto view = std::make_shared<const KnowledgeView>(std::make_shared<const KnowledgeState>(std::move(p)));
   absl::MutexLock lock(&mu);
   current = std::move(view);
@@ -256,22 +265,36 @@ const EditorOptions& Editor::options() const { return impl_->s.options; }
 
 absl::Status Editor::ValidateEdit(const EditRequest& edit) const {
   const LlamaModel& m = *impl_->s.model;
+  const EditorOptions& opt = impl_->s.options;
   const int64_t window = m.config().max_position_embeddings;
   const int64_t a = static_cast<int64_t>(m.EncodeContinuation(edit.answer).size());
   if (a == 0) return absl::InvalidArgumentError("answer has no tokens");
-  const int max_answer = impl_->s.options.max_answer_tokens;
-  if (a > max_answer) {
-    return absl::InvalidArgumentError(absl::StrCat("answer has ", a, " tokens; the limit (max_answer_tokens) is ", max_answer));
+  if (a > opt.max_answer_tokens) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("answer has ", a, " tokens; the limit (max_answer_tokens) is ", opt.max_answer_tokens));
   }
   const int64_t q = static_cast<int64_t>(m.EncodePrompt(edit.question).size());
   if (q <= 1) return absl::InvalidArgumentError("question has no tokens");
-  if (q + a + impl_->s.augmenter.LongestPrefixTokens() > window) {
+  const int64_t taught = a + (opt.teach_end_of_answer ? 1 : 0);
+  if (q + taught + impl_->s.augmenter.LongestPrefixTokens() > window) {
     return absl::InvalidArgumentError(absl::StrCat("question (", q, " tokens) and answer (", a,
                                                    " tokens) do not fit the context window of ", window));
   }
+  if (!edit.subject.empty() && edit.question.find(edit.subject) == std::string::npos) {
+    return absl::InvalidArgumentError("subject: it does not occur in the question");
+  }
+  if (edit.paraphrases.size() > kMaxParaphrases) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("paraphrases: ", edit.paraphrases.size(), " given; the limit is ", kMaxParaphrases));
+  }
+  for (const auto& p : edit.paraphrases) {
+    if (static_cast<int64_t>(m.EncodePrompt(p).size()) >= window) {
+      return absl::InvalidArgumentError("paraphrases: one is longer than the context window");
+    }
+  }
   for (const auto& u : edit.unrelated) {
     if (static_cast<int64_t>(m.EncodePrompt(u).size()) > window) {
-      return absl::InvalidArgumentError("an unrelated prompt is longer than the context window");
+      return absl::InvalidArgumentError("unrelated_prompts: one is longer than the context window");
     }
   }
   return absl::OkStatus();

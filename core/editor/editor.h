@@ -26,10 +26,18 @@ struct EditRequest {
   std::string answer;
   // Optional prompts unrelated to this edit (the paper's x_o). Kept in a bounded pool for later edits.
   std::vector<std::string> unrelated;
+  // Optional: what the question is about (must occur in it); empty: the editor finds one (scope.h).
+  std::string subject;
+  // Optional rewordings that must get the same answer: more keys for the scope (at most kMaxParaphrases).
+  std::vector<std::string> paraphrases;
 };
+
+inline constexpr size_t kMaxParaphrases = 16;
 
 struct EditResult {
   uint64_t version = 0;  // the version that contains this edit
+  std::string subject;   // the subject the edit is keyed on (given or found; empty: its wording)
+  uint64_t superseded_version = 0;  // the held edit of the same fact this one replaced (0: none)
   int expert = -1;
   bool new_concept = false;
   int iterations = 0;
@@ -40,10 +48,15 @@ struct EditResult {
 // How a prompt was routed.
 struct Route {
   int expert = -1;                   // -1: the original weights
-  std::vector<double> deltas;        // Delta_i(x) per expert (or memory for WISE); empty with the nearest gate
-  std::vector<double> router_probs;  // empty for WISE and with the nearest gate
-  double threshold = 0;              // the Delta gate's threshold, or the nearest gate's cosine floor
-  double nearest_cosine = 0;         // nearest gate: cosine of the nearest held edit (0 when none)
+  std::vector<double> deltas;        // Delta_i(x) per expert (or memory for WISE); threshold gate, or an
+                                     // explicit routing mode under the fact gate
+  std::vector<double> router_probs;  // as deltas; empty for WISE
+  double threshold = 0;              // the Delta gate's threshold, or the fact gate's subject floor
+  // Fact gate: the held fact the prompt was matched against (the best one, in scope or not).
+  double subject_score = 0;          // how well the prompt names its subject (trigram Dice)
+  double relation_score = 0;         // relation key cosine (1: the fact's own wording)
+  std::string subject;               // the subject as the prompt names it
+  uint64_t fact_version = 0;         // the version that taught the matched fact (0: none)
 };
 
 // Why an answer ended.

@@ -32,7 +32,7 @@ constexpr EnumName<Routing> kRoutingNames[] = {{"router", Routing::kRouter},
                                                {"act", Routing::kActivation},
                                                {"act+router", Routing::kActivationRouter}};
 constexpr EnumName<ScopeGate> kScopeGateNames[] = {{"threshold", ScopeGate::kThreshold},
-                                                   {"nearest", ScopeGate::kNearest}};
+                                                   {"fact", ScopeGate::kFact}};
 
 std::span<const EnumName<EditMethod>> NamesOf(EditMethod) { return kMethodNames; }
 std::span<const EnumName<Routing>> NamesOf(Routing) { return kRoutingNames; }
@@ -131,9 +131,21 @@ const std::vector<EditorSetting>& Table() {
       {MOKE_SETTING(retention), AtLeast(0), "0",
        "Earlier live edits of the chosen expert rehearsed with each new edit (bounded)"},
       {MOKE_SETTING(scope_gate), kAny, "\"threshold\"",
-       "Is a prompt edited knowledge? nearest: its nearest held edit; threshold: max Delta_i over thresholds"},
-      {MOKE_SETTING(nearest_min_cosine), Between(0, 1), nullptr,
-       "Nearest gate: the least cosine between a prompt and its nearest held edit"},
+       "Is a prompt edited knowledge? fact: it names a held subject and asks its relation; threshold: max Delta_i"},
+      {MOKE_SETTING(scope_subject_min), Between(0, 1), nullptr,
+       "Fact gate: the least trigram Dice between a held subject and the prompt's best-matching words"},
+      {MOKE_SETTING(scope_alias_min), Between(0, 1), nullptr,
+       "Fact gate: the same for a prompt that is the fact's own question but for the subject's spelling"},
+      {MOKE_SETTING(scope_relation_min), Between(-1, 1), nullptr,
+       "Fact gate: the least relation-key cosine for a rewording that shares a relation word"},
+      {MOKE_SETTING(scope_bare_relation_min), Between(-1, 1), nullptr,
+       "Fact gate: the same for a rewording with question words only (\"Who is X?\")"},
+      {MOKE_SETTING(reedit_subject_min), Between(0, 1), nullptr,
+       "An edit restates a held fact (and replaces its answer) when its subject is this alike ..."},
+      {MOKE_SETTING(reedit_relation_min), Between(-1, 1), nullptr,
+       "... and its relation the same template, or a rewording with a relation-key cosine of at least this"},
+      {MOKE_SETTING(teach_end_of_answer), kAny, "false",
+       "Train the end-of-sequence token after each answer, so that Ask stops there"},
       {MOKE_SETTING(expert_capacity), AtLeast(0), "0",
        "Live edits one expert holds before the next goes elsewhere or an expert is added; 0: no limit"},
       {MOKE_SETTING(max_experts), Between(1, 4096), nullptr, "Growth stops here; then later edits overwrite"},

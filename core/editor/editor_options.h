@@ -27,8 +27,8 @@ enum class EditMethod { kMoke, kWise };
 enum class Routing { kRouter, kActivation, kActivationRouter };
 // How Ask decides "is this edited knowledge, and which expert":
 // kThreshold: the paper's gate (max Delta_i over per-expert thresholds, then the routing mode);
-// kNearest: nearest held edit by activation fingerprint (cosine of mean-pooled a(x)), beyond the paper.
-enum class ScopeGate { kThreshold, kNearest };
+// kFact: the held fact the prompt asks about, by its subject and its relation (scope.h), beyond the paper.
+enum class ScopeGate { kThreshold, kFact };
 
 const char* EditMethodName(EditMethod m);
 const char* RoutingName(Routing r);
@@ -73,8 +73,15 @@ struct EditorOptions {
   // Beyond the paper (issue 9), the default. {"profile": "paper"} in the config file gives the paper's
   // behaviour: retention 0, scope_gate threshold, margin_loss and memory_loss on.
   int retention = 16;                  // earlier edits of the same expert rehearsed per edit (bounded)
-  ScopeGate scope_gate = ScopeGate::kNearest;
-  double nearest_min_cosine = 0.85;    // kNearest: the floor under the nearest held edit's cosine
+  ScopeGate scope_gate = ScopeGate::kFact;
+  // kFact thresholds (scope.h; chosen on ZsRE, docs/benchmarks.md).
+  double scope_subject_min = 0.6;      // the held subject found in a reworded prompt (trigram Dice)
+  double scope_alias_min = 0.4;        // the subject spelled otherwise in the fact's own template
+  double scope_relation_min = 0.5;     // relation key cosine of a rewording sharing a relation word
+  double scope_bare_relation_min = 0.7;  // ... of a rewording with question words only
+  double reedit_subject_min = 0.8;     // EditFact: the new subject against a held one (re-edit)
+  double reedit_relation_min = 0.9;    // EditFact: relation key cosine of a reworded re-edit
+  bool teach_end_of_answer = true;     // train the end-of-sequence token after the answer: answers stop
   // Growth (MoKE): an expert holds at most expert_capacity live edits; a new edit that would overflow
   // it goes to another expert with room, and when none has room one expert is added (masks drawn in
   // groups of num_experts, disjoint within a group; EMR merges each group). 0: no limit (the paper).

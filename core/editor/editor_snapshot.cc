@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
 #include "core/editor/activations.h"
+#include "core/editor/fact_key.h"
 #include "nlohmann/json.hpp"
 
 namespace moke {
@@ -60,7 +61,8 @@ absl::StatusOr<SnapshotData> EncodeSnapshot(const EditorState& s) {
     meta["router_step"] = s.router.defined() ? s.router.step() : 0;
     nlohmann::json hist = nlohmann::json::array();
     for (const auto& h : s.history) {
-      hist.push_back({{"question", h.question}, {"answer", h.answer}, {"expert", h.expert}, {"version", h.version},
+      hist.push_back({{"question", h.question}, {"answer", h.answer}, {"subject", h.subject},
+                      {"paraphrases", h.paraphrases}, {"expert", h.expert}, {"version", h.version},
                       {"superseded", h.superseded}, {"delta", h.delta_trained}});
     }
     meta["history"] = hist;
@@ -164,8 +166,11 @@ absl::Status DecodeSnapshot(const SnapshotData& data, const std::string& origin,
         e.superseded = h.at("superseded").get<bool>();
         e.delta_trained = h.at("delta").get<double>();
         if (e.expert < 0 || static_cast<size_t>(e.expert) >= k) return lost("history names an expert that does not exist");
+        e.subject = h.value("subject", std::string());
+        e.paraphrases = h.value("paraphrases", std::vector<std::string>());
         e.a = ActivationsOf(*s.model, s.layer, e.question).a;
         e.fingerprint = Fingerprint(e.a);
+        e.key = BuildFactKey(*s.model, s.layer, {e.question, e.subject, e.paraphrases}, e.a, ScopeThresholdsOf(opt));
         history.push_back(std::move(e));
       }
       return absl::OkStatus();

@@ -10,33 +10,17 @@ namespace moke {
 
 namespace {
 
-// The held edit an incoming edit re-edits, by the scope decision over the live edits.
-std::optional<size_t> ReEditedFact(const EditorOptions& options, const std::vector<HeldEdit>& history,
-                                   const EditKeys& edit) {
-  std::vector<size_t> live;
-  std::vector<at::Tensor> keys;
-  for (size_t h = 0; h < history.size(); ++h) {
-    if (history[h].superseded) continue;
-    live.push_back(h);
-    keys.push_back(history[h].fingerprint);
-  }
-  if (live.empty()) return std::nullopt;
-  const NearestEdit n = NearestHeldEdit(at::stack(keys), edit.negatives, options.nearest_min_cosine, edit.fingerprint);
-  if (!n.in_scope) return std::nullopt;
-  return live[n.index];
-}
-
 // Growth: experts that already hold expert_capacity live edits take no new question. Empty: all eligible.
 std::vector<bool> EligibleExperts(const EditorOptions& options, const ExpertBank& bank,
-                                  const std::vector<HeldEdit>& history, const std::string& question, bool* grow) {
+                                  const std::vector<HeldEdit>& history, const LiveAfter& live, bool* grow) {
   std::vector<bool> eligible;
-  std::vector<int> live(bank.size(), 0);
-  for (const HeldEdit& h : history) {
-    if (StaysLive(h, question)) ++live[h.expert];
+  std::vector<int> held(bank.size(), 0);
+  for (size_t h = 0; h < history.size(); ++h) {
+    if (live(h)) ++held[history[h].expert];
   }
   bool any = false;
   for (int k = 0; k < bank.size(); ++k) {
-    eligible.push_back(live[k] < options.expert_capacity);
+    eligible.push_back(held[k] < options.expert_capacity);
     any = any || eligible.back();
   }
   if (!any) {
@@ -51,20 +35,35 @@ std::vector<bool> EligibleExperts(const EditorOptions& options, const ExpertBank
 
 }  // namespace
 
+std::vector<size_t> ReplacedEdits(const EditorOptions& options, const std::vector<HeldEdit>& history,
+                                  const std::string& question, const FactKey& key) {
+  std::vector<size_t> out;
+  const ReEditThresholds t{options.reedit_subject_min, options.reedit_relation_min};
+  for (size_t h = 0; h < history.size(); ++h) {
+    const HeldEdit& e = history[h];
+    if (e.superseded) continue;
+    const bool same = options.scope_gate == ScopeGate::kFact && options.method == EditMethod::kMoke
+                          ? SameFact(*e.key, key, t)
+                          : e.question == question;
+    if (same) out.push_back(h);
+  }
+  return out;
+}
+
 ExpertChoice ChooseExpert(const EditorOptions& options, const ExpertBank& bank, const std::vector<HeldEdit>& history,
-                          const EditKeys& edit, std::mt19937_64& rng) {
+                          const LiveAfter& live, const EditKeys& edit, std::mt19937_64& rng) {
   ExpertChoice c;
   if (options.method == EditMethod::kWise) {
     c.expert = bank.size() - 1;  // the active memory
     return c;
   }
-  if (options.scope_gate == ScopeGate::kNearest) c.previous = ReEditedFact(options, history, edit);
-  if (c.previous) {
+  if (options.scope_gate == ScopeGate::kFact && !live.replaced().empty()) {
+    c.previous = live.replaced().back();  // the most recent statement of the fact
     c.expert = history[*c.previous].expert;
     return c;
   }
   std::vector<bool> eligible;
-  if (options.expert_capacity > 0) eligible = EligibleExperts(options, bank, history, edit.question, &c.grow);
+  if (options.expert_capacity > 0) eligible = EligibleExperts(options, bank, history, live, &c.grow);
   if (c.grow) {
     c.expert = bank.size();
     c.new_concept = true;

@@ -1,6 +1,6 @@
 // Which expert learns an incoming edit.
 //
-// MoKE: a re-edit of a held fact (the scope decision, scope_gate = nearest) goes to the expert that holds
+// MoKE: an edit that restates a held fact (the scope decision; fact gate) goes to the expert that holds
 // it; otherwise activation selection (Eq. 2-3) among the experts with room (growth: an expert holds at
 // most expert_capacity live edits; when every one is full a new expert is added, up to max_experts, after
 // which the paper's overwrite takes over). WISE: the active memory.
@@ -13,7 +13,6 @@
 #include <cstddef>
 #include <optional>
 #include <random>
-#include <string>
 #include <vector>
 
 #include "core/editor/activations.h"
@@ -27,19 +26,21 @@ struct ExpertChoice {
   int expert = 0;
   bool new_concept = false;        // no expert recognised the question (Eq. 3's random draw, or growth)
   bool grow = false;               // `expert` is a new one, added at commit
-  std::optional<size_t> previous;  // the held edit this one re-edits (nearest gate)
+  std::optional<size_t> previous;  // the held fact this edit restates (fact gate)
 };
+
+// The held edits an incoming edit replaces: its re-edits. Under the fact gate, every live edit of the
+// same fact (scope.h SameFact); under the paper's gate, the same question word for word.
+std::vector<size_t> ReplacedEdits(const EditorOptions& options, const std::vector<HeldEdit>& history,
+                                  const std::string& question, const FactKey& key);
 
 // The incoming edit as the choice sees it.
 struct EditKeys {
-  const std::string& question;
-  const at::Tensor& a;            // [1, T, F] the question's activations
-  const at::Tensor& fingerprint;  // [F]
+  const at::Tensor& a;                 // [1, T, F] the question's activations
   const PaddedActivations& unrelated;  // x_o
-  const at::Tensor& negatives;    // [P, F] fingerprints of known unrelated prompts
 };
 
 ExpertChoice ChooseExpert(const EditorOptions& options, const ExpertBank& bank, const std::vector<HeldEdit>& history,
-                          const EditKeys& edit, std::mt19937_64& rng);
+                          const LiveAfter& live, const EditKeys& edit, std::mt19937_64& rng);
 
 }  // namespace moke

@@ -6,25 +6,45 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "core/editor/scope.h"
 
 namespace moke {
 
 struct HeldEdit {
   std::string question, answer;
+  std::string subject;                    // as given (empty: found by the scope)
+  std::vector<std::string> paraphrases;
+  std::shared_ptr<const FactKey> key;     // the scope's keys (scope.h)
   int expert = -1;
   uint64_t version = 0;
-  bool superseded = false;  // a later edit of the same question replaced it
+  bool superseded = false;  // a later edit of the same fact replaced it, or it was retracted
   at::Tensor a;             // [1, T, F] the question's down-projection input
   at::Tensor fingerprint;   // [F]
   double delta_trained = 0; // Delta of its expert on it right after training
 };
 
-// True when held edit `h` stays live once an edit of `incoming_question` is applied: not superseded
-// already, and not the same question (whose old answer the new edit replaces).
-inline bool StaysLive(const HeldEdit& h, const std::string& incoming_question) {
-  return !h.superseded && h.question != incoming_question;
-}
+// Which held edits stay live once an incoming edit is applied: those not superseded already and not
+// among the ones it replaces (its re-edits).
+class LiveAfter {
+ public:
+  LiveAfter(const std::vector<HeldEdit>& history, std::vector<size_t> replaced)
+      : history_(history), replaced_(std::move(replaced)) {}
+  bool operator()(size_t h) const {
+    if (history_[h].superseded) return false;
+    for (size_t r : replaced_) {
+      if (r == h) return false;
+    }
+    return true;
+  }
+  const std::vector<size_t>& replaced() const { return replaced_; }
+
+ private:
+  const std::vector<HeldEdit>& history_;
+  std::vector<size_t> replaced_;
+};
 
 }  // namespace moke

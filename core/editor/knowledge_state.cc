@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
 #include "core/editor/activations.h"
+#include "core/editor/fact_key.h"
 #include "core/editor/scope.h"
 
 namespace moke {
@@ -34,60 +35,55 @@ at::Tensor KnowledgeState::AllTaus() const {
   return at::cat(all, 0);
 }
 
-Route KnowledgeState::RouteFromActivations(const at::Tensor& a, std::optional<Routing> routing) const {
-  if (num_experts() == 0) return Route{};
-  if (p_.options.scope_gate == ScopeGate::kNearest && p_.options.method == EditMethod::kMoke) {
-    Route r;
-    r.threshold = p_.min_cosine;
-    const NearestEdit n = NearestHeldEdit(p_.keys, p_.negatives, p_.min_cosine, Fingerprint(a));
-    r.nearest_cosine = n.cosine;
-    if (n.in_scope) r.expert = p_.key_expert[n.index];
-    return r;
-  }
-  return RouteByDeltas(a, routing);
+KnowledgeState::KnowledgeState(Parts parts) : p_(std::move(parts)) {
+  for (const auto& f : p_.facts) fact_ptrs_.push_back(f.get());
 }
 
-// The paper's gate and routing: Delta_i(x) per expert against per-expert thresholds (Eq. 8-9), then the
-// router, the activation scores, or their weighted sum (Table 5). WISE: the strongest memory over its own
-// threshold (retrieve mode).
-Route KnowledgeState::RouteByDeltas(const at::Tensor& a, std::optional<Routing> routing) const {
+Route KnowledgeState::RouteQuestion(const std::string& question, std::optional<Routing> routing) const {
+  return RouteQuestion(question, ActivationsOf(*p_.model, p_.layer, question), routing);
+}
+
+Route KnowledgeState::RouteQuestion(const std::string& question, const PromptActivations& p,
+                                    std::optional<Routing> routing) const {
+  if (num_experts() == 0) return Route{};
+  if (p_.options.scope_gate != ScopeGate::kFact || p_.options.method != EditMethod::kMoke) {
+    return RouteByDeltas(p.a, routing);
+  }
   Route r;
+  r.threshold = p_.scope.subject_min;
+  const ScopeQuery query{question, [&](const TextSpan& s) { return RelationKeyOf(*p_.model, question, p.a, s); }};
+  const ScopeDecision d = DecideScope(fact_ptrs_, query, p_.scope);
+  r.subject_score = d.match.subject;
+  r.relation_score = d.match.relation;
+  if (!d.match.span.empty()) r.subject = question.substr(d.match.span.begin, d.match.span.end - d.match.span.begin);
+  if (d.index < 0) return r;
+  r.fact_version = p_.fact_version[d.index];
+  if (!routing) {
+    r.expert = p_.fact_expert[d.index];
+    return r;
+  }
+  ScoreExperts(p.a, &r);  // the scope said whether; the requested routing mode says which expert
+  r.expert = RankExperts(r, *routing);
+  return r;
+}
+
+void KnowledgeState::ScoreExperts(const at::Tensor& a, Route* r) const {
   const int k = num_experts();
   at::Tensor d = DeltaScores(a, AllTaus(), PromptTokenMask(a))[0].to(at::kDouble).cpu();  // [K]
-  r.deltas.assign(d.data_ptr<double>(), d.data_ptr<double>() + k);
+  r->deltas.assign(d.data_ptr<double>(), d.data_ptr<double>() + k);
   if (p_.router_w.defined()) {
     at::Tensor p =
         at::softmax(at::linear(Fingerprint(a).unsqueeze(0), p_.router_w, p_.router_b), -1)[0].to(at::kDouble).cpu();
-    r.router_probs.assign(p.data_ptr<double>(), p.data_ptr<double>() + k);
+    r->router_probs.assign(p.data_ptr<double>(), p.data_ptr<double>() + k);
   }
-  const std::vector<double>& thresholds = p_.thresholds;
+}
 
-  if (p_.options.method == EditMethod::kWise) {
-    double best = -1;
-    for (int i = 0; i < k; ++i) {
-      if (r.deltas[i] >= thresholds[i] && r.deltas[i] > best) {
-        best = r.deltas[i];
-        r.expert = i;
-        r.threshold = thresholds[i];
-      }
-    }
-    return r;
-  }
-
-  // MoKE gate (Eq. 9): edited knowledge when some expert's Delta reaches its threshold.
-  bool in_scope = false;
-  double gate = std::numeric_limits<double>::infinity();
-  for (int i = 0; i < k; ++i) {
-    gate = std::min(gate, thresholds[i]);
-    if (r.deltas[i] >= thresholds[i]) in_scope = true;
-  }
-  r.threshold = gate;
-  if (!in_scope) return r;
-  const Routing mode = routing.value_or(p_.options.routing);
+int KnowledgeState::RankExperts(const Route& r, Routing mode) const {
   double sum = 0;
   for (double x : r.deltas) sum += x;
   double best = -1;
-  for (int i = 0; i < k; ++i) {
+  int expert = -1;
+  for (int i = 0; i < static_cast<int>(r.deltas.size()); ++i) {
     const double act = sum > 0 ? r.deltas[i] / sum : 0;
     const double router = r.router_probs.empty() ? 0 : r.router_probs[i];
     double score = 0;
@@ -100,14 +96,41 @@ Route KnowledgeState::RouteByDeltas(const at::Tensor& a, std::optional<Routing> 
     }
     if (score > best) {
       best = score;
-      r.expert = i;
+      expert = i;
     }
   }
-  return r;
+  return expert;
 }
 
-Route KnowledgeState::RoutePrompt(const std::vector<int64_t>& prompt_ids, std::optional<Routing> routing) const {
-  return RouteFromActivations(ActivationsOf(*p_.model, p_.layer, prompt_ids).a, routing);
+// The paper's gate and routing: Delta_i(x) per expert against per-expert thresholds (Eq. 8-9), then the
+// router, the activation scores, or their weighted sum (Table 5). WISE: the strongest memory over its own
+// threshold (retrieve mode).
+Route KnowledgeState::RouteByDeltas(const at::Tensor& a, std::optional<Routing> routing) const {
+  Route r;
+  const int k = num_experts();
+  ScoreExperts(a, &r);
+  const std::vector<double>& thresholds = p_.thresholds;
+  if (p_.options.method == EditMethod::kWise) {
+    double best = -1;
+    for (int i = 0; i < k; ++i) {
+      if (r.deltas[i] >= thresholds[i] && r.deltas[i] > best) {
+        best = r.deltas[i];
+        r.expert = i;
+        r.threshold = thresholds[i];
+      }
+    }
+    return r;
+  }
+  // MoKE gate (Eq. 9): edited knowledge when some expert's Delta reaches its threshold.
+  bool in_scope = false;
+  double gate = std::numeric_limits<double>::infinity();
+  for (int i = 0; i < k; ++i) {
+    gate = std::min(gate, thresholds[i]);
+    if (r.deltas[i] >= thresholds[i]) in_scope = true;
+  }
+  r.threshold = gate;
+  if (in_scope) r.expert = RankExperts(r, routing.value_or(p_.options.routing));
+  return r;
 }
 
 std::optional<DownOverride> KnowledgeState::OverrideFor(const Route& route) const {
@@ -141,7 +164,7 @@ absl::StatusOr<Route> KnowledgeView::RouteOf(const std::string& question, std::o
   MOKE_RETURN_IF_ERROR(GuardTorch("route", [&]() -> absl::Status {
     at::InferenceMode guard;
     MOKE_ASSIGN_OR_RETURN(auto ids, QuestionTokens(state_->model(), question));
-    route = state_->RoutePrompt(ids, routing);
+    route = state_->RouteQuestion(question, routing);
     return absl::OkStatus();
   }));
   return route;
@@ -156,7 +179,7 @@ absl::StatusOr<AskResult> KnowledgeView::Ask(const std::string& question, int ma
     at::InferenceMode guard;
     const LlamaModel& m = state_->model();
     MOKE_ASSIGN_OR_RETURN(auto ids, QuestionTokens(m, question));
-    out.route = state_->RoutePrompt(ids, routing);  // once per request, kept for every token
+    out.route = state_->RouteQuestion(question, routing);  // once per request, kept for every token
     auto ov = state_->OverrideFor(out.route);
     LlamaModel::Generation g = m.Generate(ids, max_new_tokens, ov ? &*ov : nullptr, budget);
     if (g.stop == LlamaModel::Stop::kBudget) return budget.Check("ask");
@@ -183,7 +206,7 @@ absl::StatusOr<ScoreResult> KnowledgeView::Score(const std::string& prompt, cons
     if (p + n > m.config().max_position_embeddings) {
       return absl::InvalidArgumentError("prompt and answer exceed the context window");
     }
-    if (!original) out.route = state_->RoutePrompt(ids, routing);
+    if (!original) out.route = state_->RouteQuestion(prompt, routing);
     auto ov = original ? std::nullopt : state_->OverrideFor(out.route);
     std::vector<int64_t> all = ids;
     all.insert(all.end(), ans.begin(), ans.end());

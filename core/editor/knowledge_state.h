@@ -12,9 +12,11 @@
 #include <optional>
 #include <vector>
 
+#include "core/editor/activations.h"
 #include "core/editor/editor.h"
 #include "core/editor/editor_options.h"
 #include "core/editor/expert_bank.h"
+#include "core/editor/scope.h"
 #include "core/model/llama_model.h"
 
 namespace moke {
@@ -30,14 +32,13 @@ class KnowledgeState {
     ServedExperts experts;           // MoKE: EMR merges per group (or taus); WISE: its memories
     std::vector<double> thresholds;  // per expert / memory; +inf where it holds nothing
     at::Tensor router_w, router_b;   // [K, F], [K]; undefined for WISE
-    // Scope keys (scope_gate = nearest): L2-normalised fingerprints [N, F] of the live edits' questions and
-    // their experts; negatives [P, F], fingerprints of known unrelated prompts; the cosine floor.
-    at::Tensor keys;
-    std::vector<int> key_expert;
-    at::Tensor negatives;
-    double min_cosine = 1.0;
+    // The fact gate: the live edits' scope keys, their experts and versions, and its thresholds.
+    std::vector<std::shared_ptr<const FactKey>> facts;
+    std::vector<int> fact_expert;
+    std::vector<uint64_t> fact_version;
+    ScopeThresholds scope;
   };
-  explicit KnowledgeState(Parts parts) : p_(std::move(parts)) {}
+  explicit KnowledgeState(Parts parts);
 
   uint64_t version() const { return p_.version; }
   const LlamaModel& model() const { return *p_.model; }
@@ -46,18 +47,24 @@ class KnowledgeState {
   // tau_k [D, F] of expert k (EMR reconstruction when merged).
   at::Tensor Tau(int64_t k) const;
 
-  // Route a prompt from its activations `a` [1, T, F] (BOS first). With the nearest gate only the
-  // fingerprint is computed (no Delta per expert): the cost does not grow with the number of experts.
-  Route RouteFromActivations(const at::Tensor& a, std::optional<Routing> routing) const;
-  Route RoutePrompt(const std::vector<int64_t>& prompt_ids, std::optional<Routing> routing) const;
+  // Route a question. The fact gate decides whether it asks a held fact (scope.h) and then answers with
+  // that fact's expert, or with the expert an explicit `routing` mode ranks first; the paper's gate
+  // compares Delta_i with per-expert thresholds (Eq. 8-9) and ranks by the routing mode (Table 5).
+  Route RouteQuestion(const std::string& question, std::optional<Routing> routing) const;
+  Route RouteQuestion(const std::string& question, const PromptActivations& p, std::optional<Routing> routing) const;
   // The down-projection override for a route (none for the original weights).
   std::optional<DownOverride> OverrideFor(const Route& route) const;
 
  private:
   at::Tensor AllTaus() const;  // [K, D, F]
+  // Fills r->deltas and r->router_probs for activations `a` [1, T, F].
+  void ScoreExperts(const at::Tensor& a, Route* r) const;
+  // The expert `mode` ranks first from r's scores.
+  int RankExperts(const Route& r, Routing mode) const;
   Route RouteByDeltas(const at::Tensor& a, std::optional<Routing> routing) const;
 
   const Parts p_;
+  std::vector<const FactKey*> fact_ptrs_;  // p_.facts, for DecideScope
 };
 
 }  // namespace moke

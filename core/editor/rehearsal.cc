@@ -4,13 +4,13 @@
 
 namespace moke {
 
-std::vector<size_t> PlanRehearsal(const std::vector<HeldEdit>& history, int expert, const std::string& question,
+std::vector<size_t> PlanRehearsal(const std::vector<HeldEdit>& history, int expert, const LiveAfter& live,
                                   int retention, std::mt19937_64& rng) {
   std::vector<size_t> rehearse;
   if (retention <= 0) return rehearse;
   std::vector<size_t> held;
   for (size_t h = 0; h < history.size(); ++h) {
-    if (StaysLive(history[h], question) && history[h].expert == expert) held.push_back(h);
+    if (live(h) && history[h].expert == expert) held.push_back(h);
   }
   const size_t recent = std::min(held.size(), static_cast<size_t>((retention + 1) / 2));
   rehearse.assign(held.end() - static_cast<std::ptrdiff_t>(recent), held.end());
@@ -22,11 +22,10 @@ std::vector<size_t> PlanRehearsal(const std::vector<HeldEdit>& history, int expe
   return rehearse;
 }
 
-std::optional<size_t> ReplayBuffer::Pick(int expert, const std::vector<HeldEdit>& history, const std::string& question,
-                                         std::mt19937_64& rng) const {
+std::optional<size_t> ReplayBuffer::Pick(int expert, const LiveAfter& live, std::mt19937_64& rng) const {
   std::vector<size_t> others;
   for (size_t i = 0; i < entries_.size(); ++i) {
-    if (entries_[i].expert != expert && StaysLive(history[entries_[i].edit], question)) others.push_back(i);
+    if (entries_[i].expert != expert && live(entries_[i].edit)) others.push_back(i);
   }
   if (others.empty()) return std::nullopt;
   std::uniform_int_distribution<size_t> pick(0, others.size() - 1);

@@ -8,16 +8,15 @@
 #include <cstddef>
 #include <optional>
 #include <random>
-#include <string>
 #include <vector>
 
 #include "core/editor/held_edit.h"
 
 namespace moke {
 
-// Live edits of `expert` to rehearse with an edit of `question`: at most `retention`, the most recent half
-// of that budget, then a seeded draw from the older ones. Empty when retention is 0.
-std::vector<size_t> PlanRehearsal(const std::vector<HeldEdit>& history, int expert, const std::string& question,
+// Live edits of `expert` to rehearse with an incoming edit: at most `retention`, the most recent half of
+// that budget, then a seeded draw from the older ones. Empty when retention is 0.
+std::vector<size_t> PlanRehearsal(const std::vector<HeldEdit>& history, int expert, const LiveAfter& live,
                                   int retention, std::mt19937_64& rng);
 
 class ReplayBuffer {
@@ -28,10 +27,9 @@ class ReplayBuffer {
   };
   explicit ReplayBuffer(int capacity = 0) : capacity_(capacity) {}
 
-  // A slot holding an edit of another expert than `expert` that stays live after an edit of `question`,
-  // drawn from `rng`; none when there is no such entry.
-  std::optional<size_t> Pick(int expert, const std::vector<HeldEdit>& history, const std::string& question,
-                             std::mt19937_64& rng) const;
+  // A slot holding an edit of another expert than `expert` that stays live, drawn from `rng`; none when
+  // there is no such entry.
+  std::optional<size_t> Pick(int expert, const LiveAfter& live, std::mt19937_64& rng) const;
   // After a successful edit: an entry sampled while the buffer was full is deleted (the paper's rule), and
   // the new edit is added (the oldest entry makes room).
   void Commit(std::optional<size_t> picked, size_t edit, int expert);

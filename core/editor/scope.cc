@@ -2,18 +2,128 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+
 namespace moke {
 
-NearestEdit NearestHeldEdit(const at::Tensor& keys, const at::Tensor& negatives, double floor, const at::Tensor& query) {
-  NearestEdit out;
-  if (!keys.defined() || keys.size(0) == 0) return out;
-  at::Tensor cos = at::mv(keys, query);
-  out.index = cos.argmax().item<int64_t>();
-  out.cosine = cos[out.index].item<double>();
-  const double nearest_negative =
-      negatives.defined() && negatives.size(0) > 0 ? at::mv(negatives, query).max().item<double>() : -1.0;
-  out.in_scope = out.cosine >= floor && out.cosine > nearest_negative;
-  return out;
+namespace {
+
+// Trigrams a name shares with the prompt, over the name's own: a window of the prompt can reach Dice t
+// with the name only if this is at least t / 2, so names below it are not searched.
+double Containment(const std::vector<uint32_t>& name, const std::vector<uint32_t>& prompt) {
+  if (name.empty()) return 0;
+  size_t i = 0, j = 0, common = 0;
+  while (i < name.size() && j < prompt.size()) {
+    if (name[i] == prompt[j]) {
+      ++common, ++i, ++j;
+    } else if (name[i] < prompt[j]) {
+      ++i;
+    } else {
+      ++j;
+    }
+  }
+  return static_cast<double>(common) / static_cast<double>(name.size());
+}
+
+double BestNameScore(const FactKey& key, const std::string& text) {
+  const std::vector<uint32_t> t = Trigrams(text);
+  double best = 0;
+  for (const auto& n : key.name_trigrams) best = std::max(best, Dice(n, t));
+  return best;
+}
+
+bool Better(const FactMatch& a, const FactMatch& b) {
+  if (a.same_template != b.same_template) return a.same_template;
+  return a.subject + a.relation > b.subject + b.relation;
+}
+
+}  // namespace
+
+FactMatch MatchFact(const FactKey& key, const ScopeQuery& query, const ScopeThresholds& t) {
+  FactMatch best;
+  if (key.names.empty()) {  // no subject: the wording itself, closely
+    best.subject = Dice(key.question_trigrams, Trigrams(query.text));
+    best.in_scope = best.subject >= t.wording_min;
+    return best;
+  }
+  const std::vector<uint32_t> prompt = Trigrams(query.text);
+  bool near = false;
+  for (const auto& n : key.name_trigrams) near = near || Containment(n, prompt) >= std::min(t.alias_min, t.subject_min) / 2;
+  if (!near) return best;
+  // The fact's own template word for word: the subject may be spelled otherwise.
+  for (const RelationKey& r : key.relations) {
+    TextSpan span = AlignToTemplate(query.text, r.words);
+    if (span.empty()) continue;
+    const double s = BestNameScore(key, query.text.substr(span.begin, span.end - span.begin));
+    if (s >= t.alias_min && s > best.subject) {
+      best = FactMatch{true, true, s, 1.0, span};
+    }
+  }
+  if (best.in_scope) return best;
+  // A rewording: find the subject, then compare what is asked.
+  TextSpan span;
+  for (size_t i = 0; i < key.names.size(); ++i) {
+    TextSpan s = FindSubject(query.text, key.name_trigrams[i], WordCount(key.names[i]));
+    if (s.score > span.score) span = s;
+  }
+  best.subject = span.score;
+  best.span = span;
+  if (span.score < t.subject_min) return best;
+  const std::vector<std::string> words = TemplateWords(query.text, span);
+  at::Tensor q;
+  for (const RelationKey& r : key.relations) {
+    const RelationVerdict v = CompareRelations(r.words, words);
+    if (v == RelationVerdict::kDifferent) continue;
+    if (!q.defined()) q = query.relation_key(span);
+    const double cos = at::dot(q, r.key).item<double>();
+    const double floor = v == RelationVerdict::kShared ? t.relation_min : t.bare_relation_min;
+    if (cos >= floor && (!best.in_scope || cos > best.relation)) {
+      best.in_scope = true;
+      best.relation = cos;
+    } else if (!best.in_scope) {
+      best.relation = std::max(best.relation, cos);
+    }
+  }
+  return best;
+}
+
+ScopeDecision DecideScope(const std::vector<const FactKey*>& facts, const ScopeQuery& query,
+                          const ScopeThresholds& t) {
+  ScopeDecision d;
+  for (size_t i = 0; i < facts.size(); ++i) {
+    FactMatch m = MatchFact(*facts[i], query, t);
+    if (m.in_scope) {
+      if (d.index < 0 || Better(m, d.match)) {
+        d.index = static_cast<int64_t>(i);
+        d.match = m;
+      }
+    } else if (d.index < 0 && m.subject > d.match.subject) {
+      d.match = m;
+    }
+  }
+  return d;
+}
+
+bool SameFact(const FactKey& held, const FactKey& incoming, const ReEditThresholds& t) {
+  if (held.question == incoming.question) return true;
+  if (held.names.empty() || incoming.names.empty()) {
+    return Dice(held.question_trigrams, incoming.question_trigrams) >= t.subject_min;
+  }
+  double subject = 0;
+  for (const auto& a : held.name_trigrams) {
+    for (const auto& b : incoming.name_trigrams) subject = std::max(subject, Dice(a, b));
+  }
+  if (subject < t.subject_min) return false;
+  for (const RelationKey& a : held.relations) {
+    for (const RelationKey& b : incoming.relations) {
+      if (a.words == b.words) return true;
+      if (CompareRelations(a.words, b.words) == RelationVerdict::kShared &&
+          at::dot(a.key, b.key).item<double>() >= t.relation_min) {
+        return true;
+      }
+    }
+  }
+  return false;
 }
 
 }  // namespace moke

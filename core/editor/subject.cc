@@ -122,12 +122,17 @@ double Dice(const std::vector<uint32_t>& a, const std::vector<uint32_t>& b) {
   return 2.0 * static_cast<double>(common) / static_cast<double>(a.size() + b.size());
 }
 
+size_t WordCount(const std::string& s) { return Words(s).size(); }
+
 TextSpan FindSubject(const std::string& question, const std::string& subject) {
+  return FindSubject(question, Trigrams(subject), WordCount(subject));
+}
+
+TextSpan FindSubject(const std::string& question, const std::vector<uint32_t>& want, size_t subject_words) {
   TextSpan best;
-  const std::vector<uint32_t> want = Trigrams(subject);
   if (want.empty()) return best;
   const std::vector<TextSpan> words = Words(question);
-  const size_t n = std::max<size_t>(1, Words(subject).size()) + 1;
+  const size_t n = std::max<size_t>(1, subject_words) + 1;
   for (size_t i = 0; i < words.size(); ++i) {
     for (size_t j = i; j < words.size() && j < i + n; ++j) {
       TextSpan span = Trim(question, {words[i].begin, words[j].end, 0});
@@ -177,14 +182,12 @@ std::string GuessSubject(const std::string& question) {
   return best.empty() ? std::string() : question.substr(best.begin, best.end - best.begin);
 }
 
-std::string RelationTemplate(const std::string& question, const TextSpan& subject) {
-  std::string out;
+std::vector<std::string> TemplateWords(const std::string& question, const TextSpan& subject) {
+  std::vector<std::string> out;
   auto add_words = [&](const std::string& text) {
     for (const TextSpan& w : Words(text)) {
-      const std::string n = NormalizeForMatch(text.substr(w.begin, w.end - w.begin));
-      if (n.empty()) continue;
-      if (!out.empty()) out.push_back(' ');
-      out += n;
+      std::string n = NormalizeForMatch(text.substr(w.begin, w.end - w.begin));
+      if (!n.empty()) out.push_back(std::move(n));
     }
   };
   if (subject.empty()) {
@@ -192,10 +195,119 @@ std::string RelationTemplate(const std::string& question, const TextSpan& subjec
     return out;
   }
   add_words(question.substr(0, subject.begin));
-  if (!out.empty()) out.push_back(' ');
-  out += "<s>";
-  add_words(question.substr(subject.end));
+  out.push_back("<s>");
+  size_t rest = subject.end;
+  // A possessive belongs to the subject ("Pavel Bure's position" -> "<s> position").
+  for (std::string_view pos : {std::string_view("'s"), std::string_view("\xE2\x80\x99s")}) {
+    if (question.compare(rest, pos.size(), pos) == 0) rest += pos.size();
+  }
+  add_words(question.substr(rest));
   return out;
+}
+
+std::string RelationTemplate(const std::string& question, const TextSpan& subject) {
+  std::string out;
+  for (const std::string& w : TemplateWords(question, subject)) {
+    if (!out.empty()) out.push_back(' ');
+    out += w;
+  }
+  return out;
+}
+
+TextSpan AlignToTemplate(const std::string& question, const std::vector<std::string>& relation) {
+  const auto hole = std::find(relation.begin(), relation.end(), "<s>");
+  if (hole == relation.end()) return {};
+  const size_t pre = static_cast<size_t>(hole - relation.begin());
+  const size_t suf = relation.size() - pre - 1;
+  std::vector<TextSpan> words;
+  std::vector<std::string> norm;
+  for (const TextSpan& w : Words(question)) {
+    std::string n = NormalizeForMatch(question.substr(w.begin, w.end - w.begin));
+    if (n.empty()) continue;
+    words.push_back(w);
+    norm.push_back(std::move(n));
+  }
+  if (words.size() <= pre + suf) return {};
+  for (size_t i = 0; i < pre; ++i) {
+    if (norm[i] != relation[i]) return {};
+  }
+  for (size_t i = 0; i < suf; ++i) {
+    if (norm[words.size() - suf + i] != relation[pre + 1 + i]) return {};
+  }
+  TextSpan span = Trim(question, {words[pre].begin, words[words.size() - suf - 1].end, 0});
+  return span;
+}
+
+namespace {
+
+const std::set<std::string>& RelationStopWords() {
+  static const std::set<std::string> s = {
+      "the", "a", "an", "of", "is", "was", "are", "were", "be", "been", "being", "in", "on", "at", "to", "for",
+      "by", "with", "from", "as", "does", "do", "did", "that", "this", "these", "those", "it", "its", "s", "he",
+      "she", "they", "his", "her", "their", "name", "names", "has", "have", "had", "there", "or", "and", "into",
+      "onto", "about", "<s>"};
+  return s;
+}
+
+const std::set<std::string>& QuestionWords() {
+  static const std::set<std::string> q = {"who", "whom", "whose", "when", "where", "which", "what", "how", "why"};
+  return q;
+}
+
+std::string Stem(const std::string& w) {
+  for (std::string_view suffix : {"ing", "ed", "es", "s"}) {
+    if (w.size() > suffix.size() + 3 && w.compare(w.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      return w.substr(0, w.size() - suffix.size());
+    }
+  }
+  return w;
+}
+
+bool IsRelationWord(const std::string& w) { return !RelationStopWords().count(w) && !QuestionWords().count(w); }
+
+std::set<std::string> RelationWords(const std::vector<std::string>& t, size_t begin, size_t end) {
+  std::set<std::string> out;
+  for (size_t i = begin; i < end; ++i) {
+    if (IsRelationWord(t[i])) out.insert(Stem(t[i]));
+  }
+  return out;
+}
+
+bool Passive(const std::vector<std::string>& t) {
+  for (size_t i = 0; i + 1 < t.size(); ++i) {
+    const std::string& w = t[i];
+    const bool participle = w.size() > 2 && (w.compare(w.size() - 2, 2, "ed") == 0 || w.compare(w.size() - 2, 2, "en") == 0);
+    if (participle && t[i + 1] == "by") return true;
+  }
+  return false;
+}
+
+bool Intersect(const std::set<std::string>& a, const std::set<std::string>& b) {
+  for (const auto& x : a) {
+    if (b.count(x)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+RelationVerdict CompareRelations(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+  if (Passive(a) != Passive(b)) return RelationVerdict::kDifferent;
+  const std::set<std::string> ca = RelationWords(a, 0, a.size()), cb = RelationWords(b, 0, b.size());
+  if (ca.empty() || cb.empty()) {
+    std::set<std::string> qa, qb;
+    for (const auto& w : a) if (QuestionWords().count(w)) qa.insert(w);
+    for (const auto& w : b) if (QuestionWords().count(w)) qb.insert(w);
+    return Intersect(qa, qb) ? RelationVerdict::kBare : RelationVerdict::kDifferent;
+  }
+  // One block of relation words put in place of another, the rest equal: another relation.
+  size_t pre = 0;
+  while (pre < a.size() && pre < b.size() && a[pre] == b[pre]) ++pre;
+  size_t suf = 0;
+  while (suf < a.size() - pre && suf < b.size() - pre && a[a.size() - 1 - suf] == b[b.size() - 1 - suf]) ++suf;
+  const std::set<std::string> ma = RelationWords(a, pre, a.size() - suf), mb = RelationWords(b, pre, b.size() - suf);
+  if (!ma.empty() && !mb.empty() && !Intersect(ma, mb)) return RelationVerdict::kDifferent;
+  return Intersect(ca, cb) ? RelationVerdict::kShared : RelationVerdict::kDifferent;
 }
 
 }  // namespace moke

@@ -32,6 +32,9 @@ struct TextSpan {
 // The run of words in `question` most like `subject` (windows of up to its word count + 1 words,
 // trailing punctuation and a possessive "'s" left out of the span); score 0 when nothing is alike.
 TextSpan FindSubject(const std::string& question, const std::string& subject);
+// The same with the subject's trigrams and word count computed once.
+TextSpan FindSubject(const std::string& question, const std::vector<uint32_t>& subject_trigrams, size_t subject_words);
+size_t WordCount(const std::string& s);
 
 // A subject for a question that names none: the longest run of capitalised words or numbers (joined by
 // "of", "the", "de", ... inside the run), not counting a capitalised question word or article that starts
@@ -39,7 +42,26 @@ TextSpan FindSubject(const std::string& question, const std::string& subject);
 std::string GuessSubject(const std::string& question);
 
 // The question's relation: NormalizeForMatch word by word with the span replaced by "<s>"
-// ("The name of the mother of <s> is" -> "the name of the mother of <s> is").
+// ("The name of the mother of Leonardo DiCaprio is" -> "the name of the mother of <s> is"). A possessive
+// after the subject goes with it ("Pavel Bure's position" -> "<s> position").
 std::string RelationTemplate(const std::string& question, const TextSpan& subject);
+// The same as words: {"the", "name", ..., "<s>", "is"}.
+std::vector<std::string> TemplateWords(const std::string& question, const TextSpan& subject);
+
+// When `question` is `relation` word for word with something else where "<s>" stands, that something
+// (a byte span of `question`); empty otherwise. ("The name of the mother of Leo DiCaprio is" against
+// "the name of the mother of <s> is" -> "Leo DiCaprio".)
+TextSpan AlignToTemplate(const std::string& question, const std::vector<std::string>& relation);
+
+// How two relation templates compare, by their relation words (content words, lightly stemmed; not
+// question words, articles, prepositions or forms of "to be"):
+//   kDifferent: they name different relations: no relation word in common, one block of relation words
+//               put in place of another in an otherwise equal template ("place of birth" / "place of
+//               death"), or one passive and the other not ("follows" / "is followed by");
+//   kShared:    a relation word in common (a rewording);
+//   kBare:      one of them has no relation word ("Who is <s>?"): they share a question word, and only
+//               the activation keys can tell more.
+enum class RelationVerdict { kDifferent, kShared, kBare };
+RelationVerdict CompareRelations(const std::vector<std::string>& a, const std::vector<std::string>& b);
 
 }  // namespace moke

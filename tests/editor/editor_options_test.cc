@@ -104,9 +104,10 @@ TEST(EditorSettingsTable, DefaultsAreValidAndAreTheStructsInitialisers) {
   // Spot checks against the values REFERENCE section 10 and issue 9 give (not read from the table).
   EXPECT_EQ(Row("lr").DefaultJson(), "0.1");
   EXPECT_EQ(Row("num_experts").DefaultJson(), "3");
-  EXPECT_EQ(Row("scope_gate").DefaultJson(), "\"nearest\"");
+  EXPECT_EQ(Row("scope_gate").DefaultJson(), "\"fact\"");
   EXPECT_EQ(Row("routing").DefaultJson(), "\"activation+router\"");
-  EXPECT_EQ(Row("nearest_min_cosine").DefaultJson(), "0.85");
+  EXPECT_EQ(Row("scope_subject_min").DefaultJson(), "0.6");
+  EXPECT_EQ(Row("teach_end_of_answer").DefaultJson(), "true");
   EXPECT_EQ(Row("model_dir").DefaultJson(), "\"\"");
   EXPECT_EQ(Row("seed").DefaultJson(), "42");
   EXPECT_EQ(Row("frozen_prefix").DefaultJson(), "true");
@@ -235,11 +236,12 @@ TEST(EditorSettingsTable, EveryRangeBoundJustInsideAndJustOutside) {
 TEST(EditorSettingsTable, RangesReadAsWritten) {
   EXPECT_EQ(Row("num_experts").RangeText(), "1..64");
   EXPECT_EQ(Row("mask_ratio").RangeText(), "(0, 1]");
-  EXPECT_EQ(Row("nearest_min_cosine").RangeText(), "[0, 1]");
+  EXPECT_EQ(Row("scope_subject_min").RangeText(), "[0, 1]");
+  EXPECT_EQ(Row("scope_relation_min").RangeText(), "[-1, 1]");
   EXPECT_EQ(Row("lr").RangeText(), "> 0");
   EXPECT_EQ(Row("threads").RangeText(), ">= 0");
   EXPECT_EQ(Row("edit_layer").RangeText(), ">= -1");
-  EXPECT_EQ(Row("scope_gate").RangeText(), "threshold, nearest");
+  EXPECT_EQ(Row("scope_gate").RangeText(), "threshold, fact");
   EXPECT_EQ(Row("seed").RangeText(), "");
 }
 
@@ -278,6 +280,7 @@ TEST(EditorSettingsTable, Profiles) {
   EXPECT_EQ(o.scope_gate, ScopeGate::kThreshold);
   EXPECT_TRUE(o.margin_loss);
   EXPECT_TRUE(o.memory_loss);
+  EXPECT_FALSE(o.teach_end_of_answer);
   EXPECT_EQ(o.lr, 0.1);  // the method's other settings are not the profile's
   EXPECT_TRUE(ValidateEditorOptions(o).ok());
   ASSERT_TRUE(ApplyProfile("moke+", &o).ok());

@@ -25,7 +25,8 @@ TEST(PlanRehearsal, RecentHalfThenASeededDrawOfTheRestOfTheSameExpert) {
   for (int i = 0; i < 20; ++i) e.push_back({"q" + std::to_string(i), i % 2});
   auto history = History(e);
   std::mt19937_64 rng(7);
-  auto plan = PlanRehearsal(history, 0, "new question", 4, rng);
+  const LiveAfter live(history, {});
+  auto plan = PlanRehearsal(history, 0, live, 4, rng);
   ASSERT_EQ(plan.size(), 4u);
   EXPECT_EQ(plan[0], 16u);  // the most recent half (2) in order
   EXPECT_EQ(plan[1], 18u);
@@ -37,15 +38,16 @@ TEST(PlanRehearsal, RecentHalfThenASeededDrawOfTheRestOfTheSameExpert) {
   }
   // The same seed gives the same plan.
   std::mt19937_64 again(7);
-  EXPECT_EQ(PlanRehearsal(history, 0, "new question", 4, again), plan);
+  EXPECT_EQ(PlanRehearsal(history, 0, live, 4, again), plan);
 }
 
-TEST(PlanRehearsal, SkipsSupersededEditsAndTheQuestionBeingReEdited) {
+TEST(PlanRehearsal, SkipsSupersededEditsAndTheFactBeingReEdited) {
   auto history = History({{"a", 0}, {"b", 0}, {"c", 0}});
   history[0].superseded = true;
   std::mt19937_64 rng(1);
-  EXPECT_EQ(PlanRehearsal(history, 0, "b", 16, rng), std::vector<size_t>({2}));
-  EXPECT_TRUE(PlanRehearsal(history, 0, "b", 0, rng).empty()) << "retention 0: none";
+  const LiveAfter live(history, {1});  // the incoming edit replaces "b"
+  EXPECT_EQ(PlanRehearsal(history, 0, live, 16, rng), std::vector<size_t>({2}));
+  EXPECT_TRUE(PlanRehearsal(history, 0, live, 0, rng).empty()) << "retention 0: none";
 }
 
 TEST(ReplayBuffer, PicksAnotherExpertsLiveEditAndDeletesItOnlyWhenFull) {
@@ -54,26 +56,27 @@ TEST(ReplayBuffer, PicksAnotherExpertsLiveEditAndDeletesItOnlyWhenFull) {
   buf.Commit(std::nullopt, 0, 0);
   buf.Commit(std::nullopt, 1, 1);
   std::mt19937_64 rng(3);
-  // Expert 1 editing "x": only entry 0 (expert 0) qualifies.
-  auto slot = buf.Pick(1, history, "x", rng);
+  const LiveAfter all(history, {});
+  // Expert 1 editing: only entry 0 (expert 0) qualifies.
+  auto slot = buf.Pick(1, all, rng);
   ASSERT_TRUE(slot.has_value());
   EXPECT_EQ(*slot, 0u);
   // Not full (2 of 3): the picked entry stays, the new edit is added.
   buf.Commit(slot, 2, 1);
   ASSERT_EQ(buf.size(), 3);
   // Full: a picked entry is deleted, then the new edit takes its place at the end.
-  slot = buf.Pick(2, history, "x", rng);
+  slot = buf.Pick(2, all, rng);
   ASSERT_TRUE(slot.has_value());
   const size_t picked_edit = buf.entries()[*slot].edit;
   buf.Commit(slot, 3, 2);
   ASSERT_EQ(buf.size(), 3);
   for (const auto& e : buf.entries()) EXPECT_NE(e.edit, picked_edit);
   EXPECT_EQ(buf.entries().back().edit, 3u);
-  // Nothing of another expert that stays live: no pick. Edit "a" is the question being re-edited.
+  // Nothing of another expert that stays live: no pick. Edit "a" is the fact being re-edited.
   ReplayBuffer only_a(2);
   only_a.Commit(std::nullopt, 0, 0);
-  EXPECT_FALSE(only_a.Pick(1, history, "a", rng).has_value());
-  EXPECT_FALSE(only_a.Pick(0, history, "x", rng).has_value());
+  EXPECT_FALSE(only_a.Pick(1, LiveAfter(history, {0}), rng).has_value());
+  EXPECT_FALSE(only_a.Pick(0, all, rng).has_value());
 }
 
 TEST(ReplayBuffer, WithoutAPickTheOldestMakesRoom) {

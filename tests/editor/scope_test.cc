@@ -1,10 +1,8 @@
-// The scope decision on small synthetic keys (cosines worked out by hand).
+// The scope decision on hand-made keys: the subject and the relation each decide on their own.
 #include "core/editor/scope.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
-
-#include <cmath>
 
 namespace moke {
 namespace {
@@ -14,46 +12,107 @@ at::Tensor Unit(std::vector<float> v) {
   return t / t.norm();
 }
 
-TEST(NearestHeldEdit, NoKeysIsNeverInScope) {
-  const NearestEdit n = NearestHeldEdit(at::Tensor(), at::Tensor(), 0.0, Unit({1, 0}));
-  EXPECT_EQ(n.index, -1);
-  EXPECT_FALSE(n.in_scope);
-  EXPECT_EQ(n.cosine, 0.0);
-  const NearestEdit empty = NearestHeldEdit(at::zeros({0, 2}), at::Tensor(), 0.0, Unit({1, 0}));
-  EXPECT_EQ(empty.index, -1);
-  EXPECT_FALSE(empty.in_scope);
+// A fact key with synthetic relation keys (no model): `relation_keys[i]` for relation i.
+FactKey Fact(const std::string& question, const std::string& subject, std::vector<at::Tensor> relation_keys,
+             const std::vector<std::string>& aliases = {}) {
+  FactKey k;
+  k.question = question;
+  k.question_trigrams = Trigrams(question);
+  k.subject = subject;
+  k.names.push_back(subject);
+  for (const auto& a : aliases) k.names.push_back(a);
+  for (const auto& n : k.names) k.name_trigrams.push_back(Trigrams(n));
+  const size_t at = question.find(subject);
+  k.relations.push_back({TemplateWords(question, TextSpan{at, at + subject.size(), 1}), relation_keys[0]});
+  return k;
 }
 
-TEST(NearestHeldEdit, PicksTheNearestKeyAndAppliesTheFloor) {
-  // Keys at 0 deg, 90 deg and 30 deg; the query at 20 deg: nearest is the 30 deg key, cos 10 deg.
-  const double d = M_PI / 180;
-  at::Tensor keys = at::stack({Unit({1, 0}), Unit({0, 1}), Unit({float(std::cos(30 * d)), float(std::sin(30 * d))})});
-  at::Tensor q = Unit({float(std::cos(20 * d)), float(std::sin(20 * d))});
-  NearestEdit n = NearestHeldEdit(keys, at::Tensor(), 0.98, q);
-  EXPECT_EQ(n.index, 2);
-  EXPECT_NEAR(n.cosine, std::cos(10 * d), 1e-6);
-  EXPECT_TRUE(n.in_scope);  // cos 10 deg = 0.985 >= 0.98
-  n = NearestHeldEdit(keys, at::Tensor(), 0.99, q);
-  EXPECT_EQ(n.index, 2);
-  EXPECT_FALSE(n.in_scope) << "below the floor";
+// A query whose relation key is always `key` (what the model would compute for it).
+FactMatch Match(const FactKey& f, const std::string& text, at::Tensor key, ScopeThresholds t = {}) {
+  return MatchFact(f, ScopeQuery{text, [key](const TextSpan&) { return key; }}, t);
 }
 
-TEST(NearestHeldEdit, ANearerNegativeTakesThePromptOutOfScope) {
-  at::Tensor keys = at::stack({Unit({1, 0, 0})});
-  at::Tensor q = Unit({1, 1, 0});                          // cos 0.707 to the key
-  at::Tensor far_negative = at::stack({Unit({0, 0, 1})});  // cos 0 to the query
-  at::Tensor near_negative = at::stack({Unit({0, 0, 1}), Unit({1, 2, 0})});  // cos 0.949 to the query
-  EXPECT_TRUE(NearestHeldEdit(keys, far_negative, 0.5, q).in_scope);
-  const NearestEdit n = NearestHeldEdit(keys, near_negative, 0.5, q);
-  EXPECT_FALSE(n.in_scope);
-  EXPECT_EQ(n.index, 0) << "the nearest key is still reported";
-  EXPECT_NEAR(n.cosine, std::sqrt(0.5), 1e-6);
+const at::Tensor kMother = Unit({1, 0, 0});
+const at::Tensor kNear = Unit({1, 0.5, 0});  // cos 0.894 with kMother
+const at::Tensor kFar = Unit({0, 0, 1});     // cos 0
+
+TEST(FactScope, TheSameQuestionAndAnAliasInItsWordingAreInScope) {
+  const FactKey f = Fact("The name of the mother of Leonardo DiCaprio is", "Leonardo DiCaprio", {kMother});
+  FactMatch m = Match(f, "The name of the mother of Leonardo DiCaprio is", kFar);
+  EXPECT_TRUE(m.in_scope);
+  EXPECT_TRUE(m.same_template) << "the relation key is not needed for the fact's own wording";
+  EXPECT_DOUBLE_EQ(m.subject, 1.0);
+  m = Match(f, "The name of the mother of Leo DiCaprio is", kFar);
+  EXPECT_TRUE(m.in_scope);
+  EXPECT_DOUBLE_EQ(m.subject, 16.0 / 23.0);  // subject_test.cc works this Dice out
 }
 
-TEST(NearestHeldEdit, ATieWithANegativeIsOutOfScope) {
-  at::Tensor keys = at::stack({Unit({1, 0})});
-  at::Tensor negatives = at::stack({Unit({1, 0})});
-  EXPECT_FALSE(NearestHeldEdit(keys, negatives, 0.0, Unit({1, 0})).in_scope);
+TEST(FactScope, AnotherSubjectInTheSameWordingIsLeftAlone) {
+  const FactKey f = Fact("The doctoral student of Jacqueline Arnaud is", "Jacqueline Arnaud", {kMother});
+  const FactMatch m = Match(f, "The doctoral student of Baruch Awerbuch is", kMother);
+  EXPECT_FALSE(m.in_scope);
+  EXPECT_LT(m.subject, 0.4);
+}
+
+TEST(FactScope, AnotherRelationOfTheSameSubjectIsLeftAloneWhateverTheActivations) {
+  const FactKey f = Fact("The place of birth of Jim Brown is", "Jim Brown", {kMother});
+  EXPECT_FALSE(Match(f, "The place of death of Jim Brown is", kMother).in_scope) << "birth -> death";
+  const FactKey g = Fact("Big Mouth is followed by", "Big Mouth", {kMother});
+  EXPECT_FALSE(Match(g, "Big Mouth follows", kMother).in_scope) << "passive -> active";
+  const FactKey h = Fact("The name of the mother of Leonardo DiCaprio is", "Leonardo DiCaprio", {kMother});
+  EXPECT_FALSE(Match(h, "The name of the country of citizenship of Leonardo DiCaprio is", kMother).in_scope);
+}
+
+TEST(FactScope, ARewordingSharingARelationWordNeedsANearRelationKey) {
+  const FactKey f = Fact("The name of the mother of Leonardo DiCaprio is", "Leonardo DiCaprio", {kMother});
+  const std::string q = "Who is Leonardo DiCaprio's mother?";
+  FactMatch m = Match(f, q, kNear);
+  EXPECT_TRUE(m.in_scope);
+  EXPECT_FALSE(m.same_template);
+  EXPECT_NEAR(m.relation, 2 / std::sqrt(5.0), 1e-6);
+  EXPECT_EQ(q.substr(m.span.begin, m.span.end - m.span.begin), "Leonardo DiCaprio");
+  EXPECT_FALSE(Match(f, q, kFar).in_scope) << "cosine 0 < relation_min";
+  ScopeThresholds strict;
+  strict.relation_min = 0.95;
+  EXPECT_FALSE(Match(f, q, kNear, strict).in_scope) << "0.894 < 0.95";
+}
+
+TEST(FactScope, DecideScopePicksTheFactTheQuestionAsks) {
+  const FactKey mother = Fact("The name of the mother of Leonardo DiCaprio is", "Leonardo DiCaprio", {kMother});
+  const FactKey father = Fact("The name of the father of Leonardo DiCaprio is", "Leonardo DiCaprio", {kFar});
+  const FactKey other = Fact("The name of the father of Kanye West is", "Kanye West", {kFar});
+  const std::vector<const FactKey*> facts = {&mother, &other, &father};
+  const ScopeQuery q{"The name of the father of Leo DiCaprio is", [](const TextSpan&) { return kFar; }};
+  ScopeDecision d = DecideScope(facts, q, ScopeThresholds{});
+  EXPECT_EQ(d.index, 2);
+  EXPECT_TRUE(d.match.same_template);
+  const ScopeQuery none{"What is the capital of France?", [](const TextSpan&) { return kFar; }};
+  d = DecideScope(facts, none, ScopeThresholds{});
+  EXPECT_EQ(d.index, -1);
+}
+
+TEST(FactScope, AFactWithoutASubjectMatchesItsWordingOnly) {
+  FactKey f;
+  f.question = "what is the capital of france";
+  f.question_trigrams = Trigrams(f.question);
+  EXPECT_TRUE(Match(f, "What is the capital of France?", kFar).in_scope);
+  EXPECT_FALSE(Match(f, "what is the capital of spain", kFar).in_scope);
+}
+
+TEST(FactScope, SameFactIsTheSameSubjectAndRelation) {
+  const ReEditThresholds t;
+  const FactKey held = Fact("The name of the mother of Leonardo DiCaprio is", "Leonardo DiCaprio", {kMother});
+  EXPECT_TRUE(SameFact(held, held, t));
+  const FactKey spelled = Fact("The name of the mother of Leonardo di Caprio is", "Leonardo di Caprio", {kFar});
+  EXPECT_TRUE(SameFact(held, spelled, t)) << "the same name normalised, the same template";
+  const FactKey reworded = Fact("Who is the mother of Leonardo DiCaprio?", "Leonardo DiCaprio", {kMother});
+  EXPECT_TRUE(SameFact(held, reworded, t)) << "shares 'mother' and the relation key is the same";
+  const FactKey reworded_far = Fact("Who is the mother of Leonardo DiCaprio?", "Leonardo DiCaprio", {kNear});
+  EXPECT_FALSE(SameFact(held, reworded_far, t)) << "0.894 < reedit relation_min 0.9";
+  const FactKey father = Fact("The name of the father of Leonardo DiCaprio is", "Leonardo DiCaprio", {kMother});
+  EXPECT_FALSE(SameFact(held, father, t));
+  const FactKey other = Fact("The name of the mother of Kanye West is", "Kanye West", {kMother});
+  EXPECT_FALSE(SameFact(held, other, t));
 }
 
 }  // namespace

@@ -48,13 +48,16 @@ TEST(Conversions, ProtoRoundTrip) {
   EXPECT_FALSE(RoutingFromProto(moke::v1::ROUTING_DEFAULT).has_value());
   EXPECT_EQ(*RoutingFromProto(moke::v1::ROUTING_ROUTER), Routing::kRouter);
   EXPECT_EQ(*RoutingFromProto(moke::v1::ROUTING_ACTIVATION_ROUTER), Routing::kActivationRouter);
-  Route r{1, {0.5, 2.5}, {0.25, 0.75}, 1.5, 0.9};
+  Route r{1, {0.5, 2.5}, {0.25, 0.75}, 1.5, 0.9, 0.7, "Leo", 12};
   moke::v1::RouteInfo info;
   RouteToProto(r, &info);
   EXPECT_EQ(info.expert(), 1);
   EXPECT_EQ(info.deltas_size(), 2);
   EXPECT_DOUBLE_EQ(info.router_probs(1), 0.75);
-  EXPECT_DOUBLE_EQ(info.nearest_cosine(), 0.9);
+  EXPECT_DOUBLE_EQ(info.subject_score(), 0.9);
+  EXPECT_DOUBLE_EQ(info.relation_score(), 0.7);
+  EXPECT_EQ(info.subject(), "Leo");
+  EXPECT_EQ(info.fact_version(), 12u);
   storage::LogRecord rec;
   rec.edit_id = 3;
   rec.version = 4;
