@@ -26,7 +26,8 @@ absl::StatusOr<SnapshotStore> SnapshotStore::Open(const std::string& dir) {
     if (fs::remove(entry.path(), rm)) {
       spdlog::warn("snapshot directory {}: removed {}, left by an interrupted snapshot write", dir, name);
     } else if (rm) {
-      return absl::InternalError(absl::StrCat("remove stale snapshot temp file ", entry.path().string(), ": ", rm.message()));
+      return absl::InternalError(
+          absl::StrCat("remove stale snapshot temp file ", entry.path().string(), ": ", rm.message()));
     }
   }
   if (ec) return absl::InternalError(absl::StrCat("list snapshot directory ", dir, ": ", ec.message()));

@@ -169,8 +169,8 @@ TEST_F(EditLogTest, CorruptCompleteLastRecordIsDataLoss) {
 // What a crash mid-append can leave: a prefix of the record, then perhaps zero bytes where the file
 // system extended the file without writing the data. Torn, ignored, truncated.
 TEST_F(EditLogTest, PrefixThenZeroFillIsTorn) {
-  const std::string two =
-      std::string(kLogFileMagic, kLogFileHeaderSize) + EncodeLogRecord(Edit(1, "q1", "a1")) + EncodeLogRecord(Edit(2, "q2", "a2"));
+  const std::string two = std::string(kLogFileMagic, kLogFileHeaderSize) + EncodeLogRecord(Edit(1, "q1", "a1")) +
+                          EncodeLogRecord(Edit(2, "q2", "a2"));
   LogRecord last = Edit(3, "q3", "a3");
   last.unrelated = {"an unrelated prompt"};  // the record ends in non-zero bytes: a zero fill cannot remake it
   const std::string third = EncodeLogRecord(last);
