@@ -1,16 +1,20 @@
 // moke-server: the knowledge-editing gRPC service. See server/server_options.h for the flags.
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
-
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "CLI/CLI.hpp"
+#include "core/common/process_tuning.h"
 #include "core/editor/editor_options.h"
+#include "core/model/blas_check.h"
 #include "server/server.h"
 #include "spdlog/spdlog.h"
 
@@ -37,9 +41,26 @@ bool WritePortFile(const std::string& path, int grpc_port, int metrics_port) {
   return !ec;
 }
 
+// Logs the process settings that decide speed: malloc policy, OpenMP/BLAS waiting, CPUs, BLAS library.
+void LogProcessSettings(const std::string& process_settings) {
+  spdlog::info("process: {}; {} usable CPUs", process_settings, moke::UsableCpus());
+  absl::StatusOr<moke::BlasLibrary> blas = moke::LinkedBlas();
+  if (!blas.ok()) {
+    spdlog::warn("BLAS: {}", std::string(blas.status().message()));
+  } else if (absl::Status s = moke::CheckBlasLibrary(*blas); !s.ok()) {
+    spdlog::warn("BLAS: {}", std::string(s.message()));
+  } else {
+    spdlog::info("BLAS: {} ({})", blas->path, blas->config);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  // First: the OpenMP/BLAS waiting policy (may re-execute this program so that the runtimes see it) and
+  // the malloc policy.
+  const std::string process_settings = moke::ConfigureProcess(argv);
+
   if (pipe2(g_signal_pipe, O_CLOEXEC) != 0) return 1;
   struct sigaction sa {};
   sa.sa_handler = OnStopSignal;
@@ -66,6 +87,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   spdlog::set_level(spdlog::level::from_str(options.log_level));
+  LogProcessSettings(process_settings);
 
   absl::StatusOr<std::unique_ptr<moke::server::Server>> server = moke::server::Server::Start(options);
   if (!server.ok()) {
@@ -77,8 +99,34 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  if (absl::Status s = (*server)->LoadAndServe(); !s.ok()) {
-    spdlog::error("cannot serve: {}", std::string(s.message()));
+  // The model loads (and the log replays) on a thread of its own while this one waits for whichever
+  // comes first: the end of loading, or a stop signal.
+  int loaded_pipe[2] = {-1, -1};
+  if (pipe2(loaded_pipe, O_CLOEXEC) != 0) return 1;
+  absl::Status load_status;
+  std::thread loader([&] {
+    load_status = (*server)->LoadAndServe();
+    const char c = 1;
+    (void)!write(loaded_pipe[1], &c, 1);
+  });
+  pollfd fds[2] = {{g_signal_pipe[0], POLLIN, 0}, {loaded_pipe[0], POLLIN, 0}};
+  while (poll(fds, 2, -1) < 0 && errno == EINTR) {
+  }
+  if ((fds[1].revents & POLLIN) == 0) {
+    // Stopped during start-up. Loading cannot be interrupted and nothing is served yet: end the process
+    // now rather than after a load that may take minutes. This is as safe as a SIGKILL at the same
+    // moment, which storage is built for (start-up writes nothing but the truncation of a torn log tail).
+    char sig = 0;
+    (void)!read(g_signal_pipe[0], &sig, 1);
+    spdlog::info("signal {} received during start-up: stopping without waiting for the model to load",
+                 static_cast<int>(sig));
+    spdlog::default_logger()->flush();
+    std::fflush(nullptr);
+    _exit(0);
+  }
+  loader.join();
+  if (!load_status.ok()) {
+    spdlog::error("cannot serve: {}", std::string(load_status.message()));
     (*server)->Shutdown(false);
     return 1;
   }

@@ -12,10 +12,10 @@
 
 #include <algorithm>
 #include <chrono>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "core/common/process_tuning.h"
 #include "core/common/serial_check.h"
 #include "core/common/status_macros.h"
 #include "core/editor/activations.h"
@@ -72,7 +72,6 @@ class Editor::Impl {
 absl::Status Editor::Impl::Init() {
   const EditorOptions& opt = s.options;
   MOKE_RETURN_IF_ERROR(ValidateEditorOptions(opt));
-  at::set_num_threads(opt.threads > 0 ? opt.threads : std::max(1u, std::thread::hardware_concurrency()));
   LoadOptions lo;
   lo.dir = opt.model_dir;
   lo.device = opt.device;
@@ -80,6 +79,7 @@ absl::Status Editor::Impl::Init() {
   MOKE_ASSIGN_OR_RETURN(auto m, LlamaModel::Load(lo));
   s.model = std::move(m);
   const ModelConfig& c = s.model->config();
+  at::set_num_threads(ConfigureComputeThreads(opt.threads, c.NumParameters()));
   s.layer = opt.edit_layer >= 0
                 ? opt.edit_layer
                 : std::max<int64_t>(0, static_cast<int64_t>(std::llround(0.8 * c.num_hidden_layers)) - 1);

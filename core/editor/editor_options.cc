@@ -93,7 +93,7 @@ const std::vector<EditorSetting>& Table() {
       {MOKE_SETTING(device), kAny, nullptr, "cpu or cuda[:N]; --device overrides"},
       {MOKE_SETTING(dtype), kAny, nullptr,
        "Weights in memory: auto (float32 on CPU, bfloat16 on CUDA), float32, bfloat16 or float16 (checked at load)"},
-      {MOKE_SETTING(threads), AtLeast(0), nullptr, "LibTorch threads; 0: all hardware threads"},
+      {MOKE_SETTING(threads), AtLeast(0), nullptr, "Compute threads; 0: 1 for small models, else the CPUs the process may use (affinity, cgroup)"},
       // Method.
       {MOKE_SETTING(method), kAny, nullptr, "Editing method: MoKE (this service) or WISE (the baseline)"},
       {MOKE_SETTING(edit_layer), AtLeast(-1), nullptr,

@@ -42,7 +42,7 @@ struct EditorOptions {
   std::string model_dir;
   std::string device = "cpu";
   std::string dtype = "auto";
-  int threads = 0;  // 0 = all hardware threads
+  int threads = 0;  // 0: chosen from the model's size and the CPUs the process may use (process_tuning.h)
 
   // Method.
   EditMethod method = EditMethod::kMoke;

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -84,19 +85,52 @@ class Reader {
 
 constexpr uint8_t kPayloadFormat = 2;
 
-// Tries to read one framed record at `pos`. Returns the payload and sets *next on success.
-bool ReadFramed(std::string_view data, uint64_t pos, std::string_view* payload, uint64_t* next) {
-  if (data.size() < pos || data.size() - pos < kRecordHeaderSize) return false;
+// What ReadFramed found at a position.
+enum class Frame {
+  kRecord,   // a whole record whose checksums hold
+  kTorn,     // the file ends inside a record: a crash during its append
+  kCorrupt,  // a complete record (or record header) that fails its checksum: damage, not a crash
+};
+
+// Reads one framed record at `pos` (pos < data.size()). kRecord: *payload and *next are set. Otherwise
+// *why says what is wrong.
+//
+// A record is torn when the file ends inside it: what is left is a prefix of a record, perhaps followed
+// by zero bytes (a file system's zero fill of an append it extended the file for but did not finish
+// writing). That is: a header that checks out and a payload that runs past the end of the file, or a
+// partial header (fewer than kRecordHeaderSize bytes before the zeros) whose bytes match the record
+// magic as far as they go. Anything else that is not a valid record is corrupt: a full header that
+// fails its checksum, bytes that cannot start a record, or a complete payload that fails its checksum.
+// So damage inside the last record is refused like damage anywhere else.
+Frame ReadFramed(std::string_view data, uint64_t pos, std::string_view* payload, uint64_t* next, std::string* why) {
+  const uint64_t left = data.size() - pos;
   const char* h = data.data() + pos;
-  if (GetU32(h) != kRecordMagic) return false;
-  if (Crc32cExtend(0, h, 12) != GetU32(h + 12)) return false;
+  if (left < kRecordHeaderSize || GetU32(h) != kRecordMagic || Crc32cExtend(0, h, 12) != GetU32(h + 12)) {
+    const uint64_t end = data.find_last_not_of('\0') + 1;  // 0 when all bytes are zero (npos + 1)
+    const uint64_t written = end > pos ? end - pos : 0;
+    std::string magic;
+    PutU32(&magic, kRecordMagic);
+    if (written < kRecordHeaderSize && std::memcmp(h, magic.data(), std::min<uint64_t>(written, magic.size())) == 0) {
+      return Frame::kTorn;
+    }
+    *why = written < kRecordHeaderSize ? absl::StrCat(written, " bytes that cannot start a record")
+                                       : std::string("record header fails its checksum");
+    return Frame::kCorrupt;
+  }
   const uint32_t len = GetU32(h + 4);
-  if (len > kMaxPayloadBytes || data.size() - pos - kRecordHeaderSize < len) return false;
+  if (len > kMaxPayloadBytes) {
+    *why = absl::StrCat("record header claims ", len, " payload bytes (the limit is ", kMaxPayloadBytes, ")");
+    return Frame::kCorrupt;
+  }
+  if (left - kRecordHeaderSize < len) return Frame::kTorn;
   std::string_view p = data.substr(pos + kRecordHeaderSize, len);
-  if (Crc32c(p) != GetU32(h + 8)) return false;
+  if (Crc32c(p) != GetU32(h + 8)) {
+    *why = absl::StrCat("complete record of ", len, " payload bytes fails its checksum");
+    return Frame::kCorrupt;
+  }
   *payload = p;
   *next = pos + kRecordHeaderSize + len;
-  return true;
+  return Frame::kRecord;
 }
 
 absl::Status Errno(const std::string& what, const std::string& path) {
@@ -182,17 +216,13 @@ absl::StatusOr<ParsedLog> ParseEditLog(std::string_view data) {
   while (pos < data.size()) {
     std::string_view payload;
     uint64_t next = 0;
-    if (!ReadFramed(data, pos, &payload, &next)) {
-      // Torn tail, unless a valid record follows somewhere after the damage.
-      for (uint64_t p = pos + 1; p + kRecordHeaderSize <= data.size(); ++p) {
-        if (GetU32(data.data() + p) != kRecordMagic) continue;
-        std::string_view pl;
-        uint64_t nx;
-        if (ReadFramed(data, p, &pl, &nx)) {
-          return absl::DataLossError(absl::StrCat("edit log corrupt at byte ", pos, " (after ", out.records.size(),
-                                                  " valid records); a valid record follows at byte ", p));
-        }
-      }
+    std::string why;
+    const Frame frame = ReadFramed(data, pos, &payload, &next, &why);
+    if (frame == Frame::kCorrupt) {
+      return absl::DataLossError(
+          absl::StrCat("edit log corrupt at byte ", pos, " (after ", out.records.size(), " valid records): ", why));
+    }
+    if (frame == Frame::kTorn) {
       out.valid_bytes = pos;
       out.torn_tail_bytes = data.size() - pos;
       return out;

@@ -4,9 +4,12 @@
 //   u32 magic "MKLR" | u32 payload length | u32 CRC-32C of the payload | u32 CRC-32C of the first 12 bytes
 // followed by the payload (see EncodeLogPayload). All integers little-endian.
 //
-// Recovery rules (ParseEditLog): bytes that do not form a valid record and are followed by no valid
-// record are a torn tail (a crash during the last append): they are reported and ignored. Invalid bytes
-// followed by a valid record are corruption in the middle of the log: DATA_LOSS, nothing is guessed.
+// Recovery rules (ParseEditLog): a torn tail is a file that ends inside its last record, which is what a
+// crash during an append leaves: a prefix of the record (a verified header whose payload runs past the
+// end of the file, or part of a header), perhaps followed by zero bytes. It is reported and ignored.
+// Everything else that is not a valid record is corruption, wherever it is: a record header or a
+// complete payload that fails its checksum (the last record included), or bytes that cannot start a
+// record. Corruption is DATA_LOSS naming the byte offset; nothing is guessed or dropped.
 //
 // No gRPC, no LibTorch: plain C++ and Abseil, so the parser can be fuzzed alone.
 #pragma once
@@ -67,8 +70,9 @@ struct ParsedLog {
   uint64_t torn_tail_bytes = 0;   // ignored bytes after it (a torn last append)
 };
 
-// Parses a whole log file's content. DATA_LOSS on corruption before the tail, a foreign file header, a
-// record with a valid checksum but an undecodable payload, or edit ids that are not 1, 2, 3, ...
+// Parses a whole log file's content. DATA_LOSS on corruption (see the recovery rules above), a foreign
+// file header, a record with a valid checksum but an undecodable payload, or edit ids that are not
+// 1, 2, 3, ...
 // An empty input (or a torn file header) is an empty log.
 absl::StatusOr<ParsedLog> ParseEditLog(std::string_view data);
 
@@ -77,6 +81,8 @@ class EditLog {
  public:
   // Opens (creating if missing) the log at `path` and returns the records it holds in `records`.
   // A torn tail is logged as a warning and truncated away so that new records follow valid ones.
+  // Corruption is DATA_LOSS naming the file and the byte offset, and the file is left untouched: the
+  // process must not start on it (an operator decides).
   static absl::StatusOr<std::unique_ptr<EditLog>> Open(const std::string& path, std::vector<LogRecord>* records);
   ~EditLog();
   EditLog(const EditLog&) = delete;

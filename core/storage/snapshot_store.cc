@@ -7,6 +7,7 @@
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
+#include "spdlog/spdlog.h"
 
 namespace moke::storage {
 
@@ -16,6 +17,20 @@ absl::StatusOr<SnapshotStore> SnapshotStore::Open(const std::string& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("create snapshot directory ", dir, ": ", ec.message()));
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    constexpr std::string_view kTmp = ".tmp";
+    if (name.size() <= kTmp.size() || !name.ends_with(kTmp)) continue;
+    if (!IsValidName(name.substr(0, name.size() - kTmp.size()))) continue;
+    std::error_code rm;
+    if (fs::remove(entry.path(), rm)) {
+      spdlog::warn("snapshot directory {}: removed {}, left by an interrupted snapshot write", dir, name);
+    } else if (rm) {
+      return absl::InternalError(
+          absl::StrCat("remove stale snapshot temp file ", entry.path().string(), ": ", rm.message()));
+    }
+  }
+  if (ec) return absl::InternalError(absl::StrCat("list snapshot directory ", dir, ": ", ec.message()));
   return SnapshotStore(dir);
 }
 

@@ -1,7 +1,8 @@
 // The snapshot directory (<data_dir>/snapshots/snap-<version>.bin) and the start-up recovery plan.
 //
-// Snapshot files are written by the editor (atomically: temp file, fsync, rename); this class only
-// names, lists and validates names. Thread-safe: it holds no mutable state.
+// Snapshot files are written by the editor (atomically: "<name>.tmp", fsync, rename); this class names,
+// lists and validates names, and at Open removes the temp files an interrupted write left behind.
+// Thread-safe after Open: it holds no mutable state.
 #pragma once
 
 #include <cstdint>
@@ -25,10 +26,14 @@ struct SnapshotFile {
 
 class SnapshotStore {
  public:
-  // Creates `dir` if missing.
+  // Creates `dir` if missing and deletes the temp files of interrupted snapshot writes in it
+  // (TempNameFor(v): a kill between creating and renaming one leaves it, and nothing else would ever
+  // remove it). Call at start-up, before anything writes a snapshot into `dir`.
   static absl::StatusOr<SnapshotStore> Open(const std::string& dir);
 
   static std::string NameFor(uint64_t version);
+  // The temp file a snapshot is written to before its rename: NameFor(version) + ".tmp".
+  static std::string TempNameFor(uint64_t version) { return NameFor(version) + ".tmp"; }
   // True for "snap-<digits>.bin" (no path separators: names from clients are safe to join).
   static bool IsValidName(const std::string& name, uint64_t* version = nullptr);
   std::string PathOf(const std::string& name) const { return dir_ + "/" + name; }

@@ -36,6 +36,7 @@
 #include <string>
 #include <vector>
 
+#include "core/common/process_tuning.h"
 #include "core/editor/editor.h"
 #include "core/editor/knowledge_state.h"
 #include "core/model/llama_model.h"
@@ -357,7 +358,9 @@ EditRun ApplyStream(Editor& ed, const std::vector<Record>& recs, int n, bool pro
 
 int main(int argc, char** argv) {
   using namespace moke;
+  const std::string process_settings = ConfigureProcess(argv);  // as moke-server does (may re-execute)
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // tables survive a timeout kill
+  std::fprintf(stderr, "process: %s\n", process_settings.c_str());
   const Flags f = ParseFlags(argc, argv);
   const auto t_start = Clock::now();
   auto write_json = [&](const nlohmann::json& j) {

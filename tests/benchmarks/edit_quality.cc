@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/common/process_tuning.h"
 #include "core/editor/editor.h"
 #include "nlohmann/json.hpp"
 
@@ -25,6 +26,7 @@ struct Rec {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::fprintf(stderr, "process: %s\n", moke::ConfigureProcess(argv).c_str());  // as moke-server does
   std::string data = MOKE_SHARED_DIR "/data/zsre/zsre_mend_eval_portability_gpt4.json";
   int T = 50, P = 1, seed = 1;
   moke::EditorOptions opt;

@@ -20,6 +20,7 @@
 #include <memory>
 #include <string>
 
+#include "core/common/process_tuning.h"
 #include "core/model/llama_model.h"
 #include "tests/testing/temp_dir.h"
 #include "tools/make_checkpoint/checkpoint_maker.h"
@@ -185,6 +186,7 @@ void PrintSummary() {
 }  // namespace moke
 
 int main(int argc, char** argv) {
+  benchmark::AddCustomContext("process", moke::ConfigureProcess(argv));  // as moke-server does
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::AddCustomContext("torch_threads", std::to_string(at::get_num_threads()));

@@ -8,13 +8,15 @@
 //
 // Promises checked on every accepted input (a broken promise aborts):
 //   valid_bytes + torn_tail_bytes == input size; re-encoding the records reproduces the valid prefix byte
-//   for byte; edit ids are 1, 2, 3, ...
+//   for byte; edit ids are 1, 2, 3, ...; the torn tail holds no complete record and, past a partial
+//   header, only zero bytes.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <string_view>
 
+#include "core/storage/crc32c.h"
 #include "core/storage/edit_log.h"
 
 namespace {
@@ -33,6 +35,29 @@ bool ParseAndCheck(const uint8_t* data, size_t size) {
     return false;
   }
   if (parsed->valid_bytes + parsed->torn_tail_bytes != size) Broken("valid + torn != size");
+  // A torn tail is what a crash mid-append leaves: a prefix of one record, perhaps zero-filled. It never
+  // holds a complete record (one whose checksum fails is corruption), and past a partial header only
+  // zero bytes.
+  if (parsed->valid_bytes >= kLogFileHeaderSize && parsed->torn_tail_bytes > 0) {
+    const std::string_view tail = in.substr(parsed->valid_bytes);
+    const bool header_ok = tail.size() >= kRecordHeaderSize &&
+                           tail.substr(0, 4) == std::string_view("MKLR", 4) &&
+                           moke::storage::Crc32cExtend(0, tail.data(), 12) ==
+                               (static_cast<uint32_t>(static_cast<uint8_t>(tail[12])) |
+                                static_cast<uint32_t>(static_cast<uint8_t>(tail[13])) << 8 |
+                                static_cast<uint32_t>(static_cast<uint8_t>(tail[14])) << 16 |
+                                static_cast<uint32_t>(static_cast<uint8_t>(tail[15])) << 24);
+    if (header_ok) {
+      const uint32_t len = static_cast<uint32_t>(static_cast<uint8_t>(tail[4])) |
+                           static_cast<uint32_t>(static_cast<uint8_t>(tail[5])) << 8 |
+                           static_cast<uint32_t>(static_cast<uint8_t>(tail[6])) << 16 |
+                           static_cast<uint32_t>(static_cast<uint8_t>(tail[7])) << 24;
+      if (kRecordHeaderSize + uint64_t{len} <= tail.size()) Broken("a complete record was dropped as a torn tail");
+    } else if (tail.size() > kRecordHeaderSize &&
+               tail.find_first_not_of('\0', kRecordHeaderSize) != std::string_view::npos) {
+      Broken("non-zero bytes after a partial record header were dropped as a torn tail");
+    }
+  }
   if (parsed->valid_bytes > 0) {
     std::string again(kLogFileMagic, kLogFileHeaderSize);
     uint64_t next_id = 1;
@@ -79,6 +104,7 @@ std::vector<std::string> BuiltInSeeds() {
   std::string log(kLogFileMagic, kLogFileHeaderSize);
   seeds.push_back(log);
   uint64_t id = 0;
+  std::string last_record;
   for (int i = 0; i < 6; ++i) {
     LogRecord r;
     if (i == 3) {
@@ -99,11 +125,17 @@ std::vector<std::string> BuiltInSeeds() {
       r.expert = i % 3;
       r.loss = 0.125 * i;
     }
-    log += EncodeLogRecord(r);
+    last_record = EncodeLogRecord(r);
+    log += last_record;
     seeds.push_back(log);
   }
   seeds.push_back(log.substr(0, log.size() - 5));  // torn tail
   seeds.push_back(log.substr(0, 3));                // torn file header
+  seeds.push_back(log + std::string(64, '\0'));                              // zero fill (torn)
+  seeds.push_back(log + last_record.substr(0, 7) + std::string(200, '\0'));  // partial header + zero fill (torn)
+  std::string damaged = log;  // a complete last record that fails its checksum (corruption)
+  damaged[damaged.size() - 2] ^= 0x20;
+  seeds.push_back(damaged);
   return seeds;
 }
 

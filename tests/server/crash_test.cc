@@ -2,14 +2,20 @@
 // SIGKILL it mid-stream, restart: every acknowledged edit is in ListEdits and the answers' versions are
 // right; a retry of an acknowledged request id is a duplicate. Then SIGTERM (exit 0, shutdown snapshot),
 // corrupt that snapshot, restart: the server falls back to the previous snapshot plus the log and gives
-// the same answers. Bounded: every wait has a limit and the child is killed on every exit path.
+// the same answers (and a stale snapshot temp file is removed at start). SIGTERM during start-up stops the
+// process without waiting for the model. Bounded: every wait has a limit and the child is killed on every
+// exit path.
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <thread>
@@ -32,12 +38,13 @@ constexpr char kToken[] = "crash-token";
 // One moke-server child process.
 class ServerProcess {
  public:
-  ServerProcess(const std::string& data_dir, const std::string& work_dir, int n) {
+  ServerProcess(const std::string& data_dir, const std::string& work_dir, int n,
+                const std::string& model = moke::testing::DefaultModelDir()) {
     port_file_ = work_dir + "/ports-" + std::to_string(n);
     log_ = work_dir + "/server-" + std::to_string(n) + ".log";
     std::vector<std::string> args = {MOKE_SERVER_BINARY, "--listen", "127.0.0.1:0", "--metrics-listen", "",
                                      "--data-dir", data_dir, "--port-file", port_file_, "--token", kToken,
-                                     "--snapshot-every", "3", "--model", moke::testing::DefaultModelDir()};
+                                     "--snapshot-every", "3", "--model", model};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -50,15 +57,19 @@ class ServerProcess {
   }
   ~ServerProcess() { Kill(SIGKILL); }
 
-  // Waits for the port file and for health SERVING.
-  bool WaitReady(std::chrono::seconds timeout) {
-    const auto end = std::chrono::steady_clock::now() + timeout;
+  // Waits for the port file: the server listens (written before the model load starts).
+  bool WaitListening(std::chrono::steady_clock::time_point end) {
     while (port_ == 0 && std::chrono::steady_clock::now() < end && alive()) {
       std::ifstream in(port_file_);
       in >> port_;
       if (port_ == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    if (port_ == 0) return false;
+    return port_ != 0;
+  }
+  // Waits for the port file and for health SERVING.
+  bool WaitReady(std::chrono::seconds timeout) {
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    if (!WaitListening(end)) return false;
     channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(port_), grpc::InsecureChannelCredentials());
     stub_ = v1::KnowledgeEditor::NewStub(channel_);
     return moke::testing::WaitServing(channel_, std::chrono::duration_cast<std::chrono::seconds>(
@@ -227,10 +238,14 @@ TEST(CrashTest, AcknowledgedEditsSurviveSigkillAndSnapshotFallback) {
     f.put('\xA5');
     f.put('\x00');
   }
+  // And a temp file left by a snapshot write that a kill interrupted: removed at start.
+  const std::string stale_tmp = data + "/snapshots/snap-" + std::to_string(version + 7) + ".bin.tmp";
+  std::ofstream(stale_tmp) << "half a snapshot";
   {
     ServerProcess s3(data, dir.path(), 3);
     ASSERT_TRUE(s3.WaitReady(std::chrono::seconds(180))) << s3.LogText();
     EXPECT_NE(s3.LogText().find("refused"), std::string::npos) << s3.LogText();
+    EXPECT_FALSE(std::filesystem::exists(stale_tmp)) << s3.LogText();
     const auto again = AskAll(s3, questions);
     for (const auto& q : questions) {
       EXPECT_EQ(again.at(q).second, version) << q;
@@ -238,6 +253,29 @@ TEST(CrashTest, AcknowledgedEditsSurviveSigkillAndSnapshotFallback) {
     }
     s3.Kill(SIGTERM);
   }
+}
+
+// SIGTERM while the model loads stops the process then, not after the load. The load here never ends by
+// construction: the model folder's config.json is a FIFO that nobody writes, so reading it blocks until
+// the process dies. Without the fix the server would wait for the load forever and fail the bound.
+TEST(CrashTest, SigtermDuringStartUpStopsWithoutWaitingForTheModel) {
+  moke::testing::TempDir dir("moke_startup_signal_test");
+  const std::string model = dir.path() + "/model";
+  std::filesystem::create_directories(model);
+  for (const char* f : {"tokenizer.model", "model.safetensors"}) {
+    std::filesystem::copy_file(moke::testing::DefaultModelDir() + "/" + f, model + "/" + f);
+  }
+  ASSERT_EQ(::mkfifo((model + "/config.json").c_str(), 0644), 0) << std::strerror(errno);
+
+  ServerProcess s(dir.path() + "/data", dir.path(), 1, model);
+  ASSERT_TRUE(s.WaitListening(std::chrono::steady_clock::now() + std::chrono::seconds(120))) << s.LogText();
+  ASSERT_TRUE(s.alive()) << s.LogText();
+  const int st = s.Kill(SIGTERM, std::chrono::seconds(120));
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "wait status " << st << "\n" << s.LogText();
+  EXPECT_NE(s.LogText().find("signal 15 received during start-up: stopping without waiting for the model to load"),
+            std::string::npos)
+      << s.LogText();
+  EXPECT_EQ(s.LogText().find("model loaded"), std::string::npos) << s.LogText();
 }
 
 }  // namespace

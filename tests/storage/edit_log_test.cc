@@ -1,4 +1,4 @@
-// The edit log: round trip, torn tail ignored (and truncated), corruption in the middle refused.
+// The edit log: round trip, torn tail ignored (and truncated), corruption refused wherever it is.
 #include "core/storage/edit_log.h"
 
 #include <unistd.h>
@@ -142,6 +142,72 @@ TEST_F(EditLogTest, CorruptLengthFieldInMiddleIsDataLoss) {
   auto log = EditLog::Open(path_, &recs);
   ASSERT_FALSE(log.ok());
   EXPECT_EQ(log.status().code(), absl::StatusCode::kDataLoss);
+}
+
+// A complete last record whose checksum fails is damage, not a crash mid-append: refused with the
+// file and the offset, never dropped as a torn tail.
+TEST_F(EditLogTest, CorruptCompleteLastRecordIsDataLoss) {
+  WriteThree();
+  const std::string good = ReadAll();
+  const size_t third = good.size() - EncodeLogRecord(Edit(3, "q3", "a3", "r3")).size();
+  // Every single-byte change in the last record: its header (magic, length, both checksums) and payload.
+  for (size_t at = third; at < good.size(); ++at) {
+    std::string data = good;
+    data[at] ^= 0x01;
+    WriteAll(data);
+    std::vector<LogRecord> recs;
+    auto log = EditLog::Open(path_, &recs);
+    ASSERT_FALSE(log.ok()) << "byte " << at - third << " of the last record changed, yet the log opened with "
+                           << recs.size() << " records";
+    EXPECT_EQ(log.status().code(), absl::StatusCode::kDataLoss);
+    EXPECT_NE(log.status().message().find(path_), std::string::npos) << log.status();
+    EXPECT_NE(log.status().message().find("at byte " + std::to_string(third)), std::string::npos) << log.status();
+    EXPECT_EQ(ReadAll(), data) << "a corrupt log is left untouched";
+  }
+}
+
+// What a crash mid-append can leave: a prefix of the record, then perhaps zero bytes where the file
+// system extended the file without writing the data. Torn, ignored, truncated.
+TEST_F(EditLogTest, PrefixThenZeroFillIsTorn) {
+  const std::string two = std::string(kLogFileMagic, kLogFileHeaderSize) + EncodeLogRecord(Edit(1, "q1", "a1")) +
+                          EncodeLogRecord(Edit(2, "q2", "a2"));
+  LogRecord last = Edit(3, "q3", "a3");
+  last.unrelated = {"an unrelated prompt"};  // the record ends in non-zero bytes: a zero fill cannot remake it
+  const std::string third = EncodeLogRecord(last);
+  for (size_t keep : {size_t{0}, size_t{2}, size_t{4}, size_t{11}, kRecordHeaderSize - 1, kRecordHeaderSize,
+                      kRecordHeaderSize + 9, third.size() - 1}) {
+    for (size_t zeros : {size_t{0}, size_t{5}, third.size() - std::min(keep, third.size()), size_t{4096}}) {
+      WriteAll(two + third.substr(0, keep) + std::string(zeros, '\0'));
+      std::vector<LogRecord> recs;
+      auto log = EditLog::Open(path_, &recs);
+      // A verified header whose payload is complete but zero-filled fails its checksum: corruption.
+      const bool complete = keep >= kRecordHeaderSize && keep + zeros >= third.size();
+      if (complete) {
+        ASSERT_FALSE(log.ok()) << "keep " << keep << " zeros " << zeros;
+        EXPECT_EQ(log.status().code(), absl::StatusCode::kDataLoss);
+        continue;
+      }
+      ASSERT_TRUE(log.ok()) << "keep " << keep << " zeros " << zeros << ": " << log.status();
+      EXPECT_EQ(recs.size(), 2u) << "keep " << keep << " zeros " << zeros;
+      EXPECT_EQ(ReadAll(), two) << "keep " << keep << " zeros " << zeros << ": torn bytes truncated";
+    }
+  }
+}
+
+// Bytes that cannot be the start of a record are not a torn append, however few.
+TEST_F(EditLogTest, ForeignBytesAtTheEndAreDataLoss) {
+  WriteThree();
+  const std::string full = ReadAll();
+  for (const std::string tail : {std::string("x"), std::string("MKLx"), std::string(40, 'x'),
+                                 std::string("garbage") + std::string(100, '\0')}) {
+    WriteAll(full + tail);
+    std::vector<LogRecord> recs;
+    auto log = EditLog::Open(path_, &recs);
+    ASSERT_FALSE(log.ok()) << "tail '" << tail << "'";
+    EXPECT_EQ(log.status().code(), absl::StatusCode::kDataLoss);
+    EXPECT_NE(log.status().message().find("at byte " + std::to_string(full.size())), std::string::npos)
+        << log.status();
+  }
 }
 
 TEST_F(EditLogTest, ForeignFileRefused) {

@@ -57,6 +57,23 @@ TEST(SnapshotStore, ListSortsByVersionAndSkipsOthers) {
   std::filesystem::remove_all(dir);
 }
 
+// A kill between creating snap-N.bin.tmp and renaming it leaves the temp file; Open (at start-up)
+// removes exactly those, and nothing else.
+TEST(SnapshotStore, OpenRemovesTempFilesOfInterruptedWrites) {
+  const std::string dir = std::filesystem::temp_directory_path() / ("moke_snap_tmp_test_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::vector<std::string> stale = {SnapshotStore::TempNameFor(3), "snap-12.bin.tmp"};
+  const std::vector<std::string> kept = {"snap-3.bin", "snap-01.bin.tmp", "notes.tmp", "snap-4.bin.tmp.keep", ".tmp"};
+  for (const auto& n : stale) std::ofstream(dir + "/" + n) << "partial";
+  for (const auto& n : kept) std::ofstream(dir + "/" + n) << "x";
+  ASSERT_TRUE(SnapshotStore::Open(dir).ok());
+  for (const auto& n : stale) EXPECT_FALSE(std::filesystem::exists(dir + "/" + n)) << n;
+  for (const auto& n : kept) EXPECT_TRUE(std::filesystem::exists(dir + "/" + n)) << n;
+  EXPECT_EQ(SnapshotStore::TempNameFor(3), "snap-3.bin.tmp");
+  std::filesystem::remove_all(dir);
+}
+
 TEST(PlanRecovery, NoSnapshotsReplaysEverything) {
   auto plan = PlanRecovery({Edit(1, 1), Edit(2, 2)});
   ASSERT_TRUE(plan.ok());

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "absl/strings/str_join.h"
+#include "core/common/process_tuning.h"
 #include "tools/make_checkpoint/checkpoint_maker.h"
 
 namespace {
@@ -39,6 +40,7 @@ void Usage() {
 
 int main(int argc, char** argv) {
   namespace fs = std::filesystem;
+  moke::ConfigureAllocator();  // large weight buffers: reused, not mmapped and faulted in afresh
   moke::tools::MakeOptions o;
   std::string shape, dtype = "bfloat16";
   int layers = 0;
