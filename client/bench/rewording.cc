@@ -102,6 +102,17 @@ const std::vector<std::regex>& CompiledRules() {
   return *compiled;
 }
 
+// `subject` occurs in `text` as a whole (not inside a longer word: "Paris" is not in "Parisian").
+bool MentionsSubject(std::string_view text, std::string_view subject) {
+  if (subject.empty()) return false;
+  const auto word = [](char c) { return absl::ascii_isalnum(static_cast<unsigned char>(c)); };
+  for (size_t at = text.find(subject); at != std::string_view::npos; at = text.find(subject, at + 1)) {
+    const size_t end = at + subject.size();
+    if ((at == 0 || !word(text[at - 1])) && (end == text.size() || !word(text[end]))) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 std::vector<std::string> RewordQuestion(std::string_view question, std::string_view subject) {
@@ -144,7 +155,7 @@ std::vector<std::string> UsableParaphrases(const std::vector<std::string>& items
     std::smatch m;
     if (!std::regex_match(item, m, *numbered)) continue;
     const std::string text = m[1].str();
-    if (subject.empty() || text.find(subject) == std::string::npos) continue;
+    if (!MentionsSubject(text, subject)) continue;
     if (text.find('[') != std::string::npos || text.size() > 200) continue;
     if (!seen.insert(NormalizeAnswer(text)).second) continue;
     out.push_back(text);

@@ -23,8 +23,9 @@ namespace moke::bench {
 std::vector<std::string> RewordQuestion(std::string_view question, std::string_view subject);
 
 // From an LLM-written numbered list ("1. What is ...?", "2) ..."): the items that are numbered, mention
-// `subject` verbatim, hold no template placeholder ('[' ), are at most 200 bytes, and differ from
-// `question` (compared as NormalizeAnswer does). The numbering is stripped; the list's order is kept, repeats dropped.
+// `subject` verbatim as a whole word (not inside a longer one), hold no template placeholder ('['), are at
+// most 200 bytes, and differ from `question` (compared as NormalizeAnswer does). The numbering is
+// stripped; the list's order is kept, repeats dropped.
 std::vector<std::string> UsableParaphrases(const std::vector<std::string>& items, std::string_view question,
                                            std::string_view subject);
 
