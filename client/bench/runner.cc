@@ -70,7 +70,10 @@ std::string CsvField(const std::string& s) {
   return out;
 }
 
-json Opt(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
+template <typename T>
+json Opt(const std::optional<T>& v) {
+  return v ? json(*v) : json(nullptr);
+}
 
 json SummaryJson(const Summary& s) {
   return json{{"rel", s.rel},
@@ -496,15 +499,15 @@ class BenchRun {
                 {"answer", q.answer},
                 {"expected_expert", q.expected_expert},
                 {"routed_expert", q.routed_expert},
-                {"loc_routed_expert", q.loc_routed_expert ? json(*q.loc_routed_expert) : json(nullptr)},
-                {"gen_routed_expert", q.gen_routed_expert ? json(*q.gen_routed_expert) : json(nullptr)},
+                {"loc_routed_expert", Opt(q.loc_routed_expert)},
+                {"gen_routed_expert", Opt(q.gen_routed_expert)},
                 {"rel", q.rel},
                 {"gen", Opt(q.gen)},
                 {"loc", Opt(q.loc)},
-                {"em", q.em ? json(*q.em) : json(nullptr)},
+                {"em", Opt(q.em)},
                 {"generated", q.generated},
-                {"em_free", q.em_free ? json(*q.em_free) : json(nullptr)},
-                {"stop_eos", q.stop_eos ? json(*q.stop_eos) : json(nullptr)},
+                {"em_free", Opt(q.em_free)},
+                {"stop_eos", Opt(q.stop_eos)},
                 {"generated_free", q.generated_free},
                 {"hard_loc", LeftAloneJson(q.hard_loc)},
                 {"rel_spec", LeftAloneJson(q.rel_spec)},

@@ -13,8 +13,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::string Line(int step, const std::string& qid, const std::string& answer, bool final,
-                 const std::string& question = "Who wrote X?") {
+StreamEdit Edit(int step, const std::string& qid, const std::string& answer, bool final,
+               const std::string& question = "Who wrote X?") {
   StreamEdit e;
   e.step = step;
   e.qid = qid;
@@ -25,7 +25,12 @@ std::string Line(int step, const std::string& qid, const std::string& answer, bo
   e.loc_ans = "Z";
   e.subject = "X";
   e.final = final;
-  return SerializeStreamEdit(e) + "\n";
+  return e;
+}
+
+std::string Line(int step, const std::string& qid, const std::string& answer, bool final,
+                 const std::string& question = "Who wrote X?") {
+  return SerializeStreamEdit(Edit(step, qid, answer, final, question)) + "\n";
 }
 
 TEST(StreamFormatTest, ParsesAValidStream) {
@@ -107,16 +112,9 @@ TEST(StreamFormatTest, RejectsBadLinesWithLineNumbers) {
 
 // An edit with every optional field set (UTF-8 included).
 StreamEdit FullEdit(int step, const std::string& qid, bool final) {
-  StreamEdit e;
-  e.step = step;
-  e.qid = qid;
-  e.question = "Who is the mother of Ann?";
-  e.answer = "Besançon";
+  StreamEdit e = Edit(step, qid, "Besançon", final, "Who is the mother of Ann?");
   e.rephrase = "Ann's mother is whom?";
-  e.loc = "nq question: who sang y";
-  e.loc_ans = "Z";
   e.subject = "Ann";
-  e.final = final;
   e.paraphrases = {"Name Ann's mother.", "Ann was born to whom?"};
   e.hint_unrelated = {"nq question: who wrote z"};
   e.hard_loc = {{"Who is the mother of Bob?", "Cleo"}, {"Who is the mother of Dan?", "Émile"}};
@@ -189,12 +187,7 @@ TEST(StreamFormatTest, RejectsHintsThatAreScoredAnywhere) {
   };
   for (const Case& c : cases) {
     StreamEdit a = FullEdit(1, "0", true);
-    StreamEdit b;
-    b.step = 2;
-    b.qid = "1";
-    b.question = "What is B?";
-    b.answer = "C";
-    b.final = true;
+    StreamEdit b = Edit(2, "1", "C", true, "What is B?");
     c.mutate(&a, &b);
     auto s = ParseStream(SerializeStreamEdit(a) + "\n" + SerializeStreamEdit(b), "s.jsonl");
     ASSERT_FALSE(s.ok()) << c.expect;
