@@ -76,7 +76,7 @@ absl::StatusOr<StreamEdit> ParseLine(absl::string_view text, absl::string_view s
     try {
       const json reparsed = json::parse(text.begin(), text.end());
       (void)reparsed;
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
       std::string what = e.what();
       if (auto p = what.find("parse error"); p != std::string::npos) what = what.substr(p);
       return LineError(source, line, absl::StrCat("malformed JSON: ", what));

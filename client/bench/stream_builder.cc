@@ -300,6 +300,8 @@ absl::StatusOr<Dataset> ParseDataset(absl::string_view content, absl::string_vie
       if (auto p = what.find("parse error"); p != std::string::npos) what = what.substr(p);
       return absl::InvalidArgumentError(
           absl::StrCat(source, ":", LineOfByte(content, e.byte > 0 ? e.byte - 1 : 0), ": malformed JSON: ", what));
+    } catch (const json::exception& e) {  // e.g. out_of_range: a number too large for a double ("1e999")
+      return absl::InvalidArgumentError(absl::StrCat(source, ": malformed JSON: ", e.what()));
     }
   } else if (content[first] == '{') {  // JSON lines
     int line = 0;

@@ -85,6 +85,7 @@ TEST(StreamFormatTest, RejectsBadLinesWithLineNumbers) {
                       "\"subject\":\"\",\"final\":true}\n",
        "bad.jsonl:3: missing field \"answer\""},
       {"{\"qid\":1}\n", "bad.jsonl:1: missing field \"step\""},
+      {good1 + "{\"step\":1e999}\n", "bad.jsonl:2: malformed JSON"},  // out of range for a double: no throw
       {"{\"step\":0,\"qid\":1}\n", "bad.jsonl:1: field \"step\" must be an integer >= 1"},
       {"{\"step\":1,\"qid\":-3}\n", "bad.jsonl:1: field \"qid\""},
       {"{\"step\":1,\"qid\":1,\"question\":5}\n", "bad.jsonl:1: field \"question\" must be a string"},
@@ -263,6 +264,10 @@ TEST(DatasetParseTest, DetectsFormatsAndReportsErrors) {
                             "l.jsonl", DatasetFormat::kAuto);
   ASSERT_FALSE(lines.ok());
   EXPECT_THAT(std::string(lines.status().message()), HasSubstr("l.jsonl:2: malformed JSON"));
+
+  auto overflow = ParseDataset("[{\"src\": 1e999}]", "o.json", DatasetFormat::kAuto);
+  ASSERT_FALSE(overflow.ok());
+  EXPECT_THAT(std::string(overflow.status().message()), HasSubstr("o.json: malformed JSON"));
 
   EXPECT_FALSE(ParseDatasetFormat("csv").ok());
 }
