@@ -30,7 +30,8 @@ struct Rng {  // xorshift64*, fixed seed
   size_t Below(size_t n) { return n == 0 ? 0 : static_cast<size_t>(Next() % n); }
 };
 
-inline std::string Mutate(const std::string& in, const std::vector<std::string>& seeds, Rng& rng) {
+// One random byte-level change of `in` (`seeds`: where splices come from).
+inline std::string MutateBytes(const std::string& in, const std::vector<std::string>& seeds, Rng& rng) {
   std::string s = in;
   switch (rng.Below(7)) {
     case 0:  // bit flips
@@ -95,7 +96,7 @@ inline int ReplayMain(int argc, char** argv, const char* name, std::vector<std::
     ++total;
     std::string cur = seed;
     for (long m = 0; m < mutations; ++m) {
-      cur = rng.Below(4) == 0 ? Mutate(seed, seeds, rng) : Mutate(cur, seeds, rng);
+      cur = MutateBytes(rng.Below(4) == 0 ? seed : cur, seeds, rng);
       if (cur.size() > (1 << 16)) cur = seed;
       accepted += check(cur);
       ++total;
