@@ -40,6 +40,8 @@ struct EditRow {
   double loss = 0;
   double apply_s = 0;
   int attempts = 1;
+  std::string subject;  // the subject the server keyed the edit on (EditFactResponse.subject)
+  uint64_t superseded_edit_id = 0;
 };
 
 struct Baseline {
@@ -107,15 +109,26 @@ json SummaryJson(const Summary& s) {
               {"em_free_count", s.em_free_count}};
 }
 
-json LeftAloneJson(const std::vector<LeftAloneCheck>& checks) {
+// One entry per prompt, in the stream's order (`prompts` are the stream's, `checks` what was measured).
+json LeftAloneJson(const std::vector<PromptAnswer>& prompts, const std::vector<LeftAloneCheck>& checks) {
   json out = json::array();
-  for (const LeftAloneCheck& c : checks) out.push_back({{"routed_original", c.routed_original}, {"unchanged", c.unchanged}});
+  for (size_t i = 0; i < checks.size() && i < prompts.size(); ++i)
+    out.push_back({{"prompt", prompts[i].prompt},
+                   {"routed_original", checks[i].routed_original},
+                   {"unchanged", checks[i].unchanged}});
   return out;
 }
 
-json ReachJson(const std::vector<ReachCheck>& checks) {
+json ReachJson(const std::vector<std::string>& prompts, const std::vector<ReachCheck>& checks) {
   json out = json::array();
-  for (const ReachCheck& c : checks) out.push_back({{"accuracy", c.accuracy}, {"routed_expected", c.routed_expected}});
+  for (size_t i = 0; i < checks.size() && i < prompts.size(); ++i)
+    out.push_back({{"prompt", prompts[i]}, {"accuracy", checks[i].accuracy}, {"routed_expected", checks[i].routed_expected}});
+  return out;
+}
+
+std::vector<std::string> PromptsOf(const std::vector<PromptAnswer>& list) {
+  std::vector<std::string> out;
+  for (const PromptAnswer& p : list) out.push_back(p.prompt);
   return out;
 }
 
@@ -149,7 +162,8 @@ class BenchRun {
     results_path_ = (std::filesystem::path(opt_.out_dir) / "results.json").string();
     csv_.open(csv_path_, std::ios::trunc);
     if (!csv_) return absl::PermissionDeniedError(absl::StrCat("cannot write ", csv_path_));
-    csv_ << "step,qid,expert,latency_s,new_concept,version,edit_id,final,duplicate,iterations,loss,apply_s,attempts\n";
+    csv_ << "step,qid,expert,latency_s,new_concept,version,edit_id,final,duplicate,iterations,loss,apply_s,attempts,"
+            "subject,superseded_edit_id\n";
     csv_.flush();
 
     absl::Status status = RunPhases();
@@ -300,6 +314,8 @@ class BenchRun {
       row.iterations = resp->iterations();
       row.loss = resp->loss();
       row.apply_s = resp->apply_seconds();
+      row.subject = resp->subject();
+      row.superseded_edit_id = resp->superseded_edit_id();
       if (row.duplicate && !warned_duplicate) {
         warned_duplicate = true;
         std::cerr << "\nmoke-bench: warning: the server had already seen request " << req.request_id()
@@ -309,7 +325,8 @@ class BenchRun {
       csv_ << row.step << ',' << CsvField(row.qid) << ',' << row.expert << ',' << absl::StrFormat("%.6f", row.latency_s)
            << ',' << (row.new_concept ? 1 : 0) << ',' << row.version << ',' << row.edit_id << ',' << (row.final ? 1 : 0)
            << ',' << (row.duplicate ? 1 : 0) << ',' << row.iterations << ',' << absl::StrFormat("%.6g", row.loss) << ','
-           << absl::StrFormat("%.6f", row.apply_s) << ',' << row.attempts << '\n';
+           << absl::StrFormat("%.6f", row.apply_s) << ',' << row.attempts << ',' << CsvField(row.subject) << ','
+           << row.superseded_edit_id << '\n';
       csv_.flush();
       rows_.push_back(row);
       latest_expert_[e.qid] = row.expert;
@@ -412,9 +429,7 @@ class BenchRun {
       if (auto s = ScoreLeftAlone(e.hard_loc, e, "hard_loc", &q.hard_loc); !s.ok()) return s;
       if (auto s = ScoreLeftAlone(e.rel_spec, e, "rel_spec", &q.rel_spec); !s.ok()) return s;
       if (auto s = ScoreReach(e.reworded, t, &q.reworded); !s.ok()) return s;
-      std::vector<std::string> alias_prompts;
-      for (const PromptAnswer& p : e.aliases) alias_prompts.push_back(p.prompt);
-      if (auto s = ScoreReach(alias_prompts, t, &q.aliases); !s.ok()) return s;
+      if (auto s = ScoreReach(PromptsOf(e.aliases), t, &q.aliases); !s.ok()) return s;
       if (with_em) {
         moke::v1::AskRequest ask;
         ask.set_question(e.question);
@@ -494,7 +509,9 @@ class BenchRun {
     }
     j["curve"] = curve;
     json per_q = json::array();
-    for (const QuestionEval& q : final_evals_) {
+    for (size_t i = 0; i < final_evals_.size(); ++i) {
+      const QuestionEval& q = final_evals_[i];
+      const StreamEdit& e = stream_.edits[questions_[i].final_index];  // final_evals_ follows questions_
       json p = {{"qid", q.qid},
                 {"answer", q.answer},
                 {"expected_expert", q.expected_expert},
@@ -509,10 +526,10 @@ class BenchRun {
                 {"em_free", Opt(q.em_free)},
                 {"stop_eos", Opt(q.stop_eos)},
                 {"generated_free", q.generated_free},
-                {"hard_loc", LeftAloneJson(q.hard_loc)},
-                {"rel_spec", LeftAloneJson(q.rel_spec)},
-                {"reworded", ReachJson(q.reworded)},
-                {"aliases", ReachJson(q.aliases)}};
+                {"hard_loc", LeftAloneJson(e.hard_loc, q.hard_loc)},
+                {"rel_spec", LeftAloneJson(e.rel_spec, q.rel_spec)},
+                {"reworded", ReachJson(e.reworded, q.reworded)},
+                {"aliases", ReachJson(PromptsOf(e.aliases), q.aliases)}};
       if (auto it = baseline_.find(q.qid); it != baseline_.end()) p["unedited_rel"] = it->second.unedited_rel;
       per_q.push_back(p);
     }

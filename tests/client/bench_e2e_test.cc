@@ -216,6 +216,7 @@ void BenchE2eTest::CheckRun() {
   // per_edit.csv: one row per edit, in order, versions increasing, experts valid.
   const auto rows = ReadCsv(out + "/per_edit.csv");
   ASSERT_EQ(rows.size(), 30u);
+  EXPECT_TRUE(rows[0].count("subject") && rows[0].count("superseded_edit_id"));
   std::map<std::string, int> final_expert;
   std::vector<double> lat;
   uint64_t prev_version = 0;
@@ -283,6 +284,7 @@ void BenchE2eTest::CheckRun() {
     const bool unchanged = std::equal(now->argmax_tokens().begin(), now->argmax_tokens().end(),
                                       before->argmax_tokens().begin(), before->argmax_tokens().end());
     const json& got = r["per_question"][i]["hard_loc"][0];
+    EXPECT_EQ(got["prompt"], e.hard_loc[0].prompt);
     EXPECT_EQ(got["routed_original"].get<bool>(), routed_original) << e.hard_loc[0].prompt;
     EXPECT_EQ(got["unchanged"].get<bool>(), unchanged) << e.hard_loc[0].prompt;
     checked_hard_loc = true;
