@@ -128,22 +128,22 @@ std::string RelationKey(std::string_view question, std::string_view subject) {
 }
 
 std::string NormalizeAnswer(std::string_view text) {
+  // ASCII only, whatever the process locale: bytes >= 0x80 (UTF-8 letters of names such as "Besançon")
+  // are copied as they are and compared byte for byte.
   std::string out;
   bool pending_space = false;
   for (char c : text) {
     const unsigned char u = static_cast<unsigned char>(c);
-    if (std::isspace(u)) {
+    if (absl::ascii_isspace(u)) {
       pending_space = !out.empty();
       continue;
     }
     if (pending_space) out.push_back(' ');
     pending_space = false;
-    out.push_back(static_cast<char>(std::tolower(u)));
+    out.push_back(absl::ascii_tolower(u));
   }
   // Strip punctuation and quotes at both ends (but keep non-ASCII bytes: they are letters of names).
-  const auto is_trim = [](unsigned char u) {
-    return u < 0x80 && (std::ispunct(u) || std::isspace(u));
-  };
+  const auto is_trim = [](unsigned char u) { return absl::ascii_ispunct(u) || absl::ascii_isspace(u); };
   size_t b = 0, e = out.size();
   while (b < e && is_trim(static_cast<unsigned char>(out[b]))) ++b;
   while (e > b && is_trim(static_cast<unsigned char>(out[e - 1]))) --e;

@@ -46,11 +46,27 @@ absl::Status BuildStreamCommand(const std::string& dataset_path, const std::stri
   std::map<std::string, int> types;
   for (int q = 0; q < options.questions; ++q)
     ++types[std::string(AnswerTypeName(dataset->records[static_cast<size_t>(options.offset + q)].type))];
+  // Scope checks and hints, counted over the questions (their final edits).
+  std::map<std::string, std::pair<int, size_t>> checks;  // field -> (questions with any, prompts)
+  for (const StreamQuestion& q : StreamQuestions(*stream)) {
+    const StreamEdit& e = stream->edits[q.final_index];
+    for (auto [name, n] : {std::pair<const char*, size_t>{"hard_loc", e.hard_loc.size()},
+                           {"reworded", e.reworded.size()},
+                           {"rel_spec", e.rel_spec.size()},
+                           {"aliases", e.aliases.size()},
+                           {"paraphrases", e.paraphrases.size()},
+                           {"hint_unrelated", e.hint_unrelated.size()}}) {
+      checks[name].first += n > 0;
+      checks[name].second += n;
+    }
+  }
   std::cerr << "moke-bench: wrote " << stream->edits.size() << " edits (" << options.questions << " questions x "
             << options.answers << " answers, " << DatasetFormatName(dataset->format) << " records "
             << options.offset << ".." << options.offset + options.questions - 1 << ", seed " << options.seed
             << ") to " << out << "\nanswer types:";
   for (const auto& [t, n] : types) std::cerr << " " << t << " " << n;
+  std::cerr << "\nscope checks (questions with any / prompts):";
+  for (const auto& [name, c] : checks) std::cerr << " " << name << " " << c.first << "/" << c.second;
   std::cerr << "\n";
   return absl::OkStatus();
 }
@@ -93,7 +109,10 @@ int main(int argc, char** argv) {
   run->add_option("--eval-every", ropt.eval_every, "evaluate every N edits (the accuracy curve); 0 = at the end only")
       ->capture_default_str();
   run->add_flag("!--no-unrelated", ropt.send_unrelated,
-                "do not send the stream's locality prompt with each edit (the service without x_o hints)");
+                "do not send the stream's hint_unrelated prompts with the edits (the service without x_o hints)");
+  run->add_flag("!--no-paraphrases", ropt.send_paraphrases, "do not send the stream's paraphrases with the edits");
+  run->add_flag("!--no-subject", ropt.send_subject,
+                "do not send the stream's subject with the edits (the server finds one itself)");
   run->add_option("--retries", ropt.retries, "EditFact retries on UNAVAILABLE (same request id)")->capture_default_str();
   run->add_option("--connect-timeout", ropt.connect_timeout_s, "seconds to wait for the server to serve")
       ->capture_default_str();

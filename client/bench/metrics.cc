@@ -32,6 +32,54 @@ bool ExactMatch(const std::string& generated, const std::string& expected) {
   return NormalizeAnswer(generated) == NormalizeAnswer(expected);
 }
 
+absl::StatusOr<LeftAloneCheck> CheckLeftAlone(const ScoreSample& now, const std::vector<int64_t>& original) {
+  auto agree = LocalityAgreement(now.argmax_tokens, original);
+  if (!agree.ok()) return agree.status();
+  return LeftAloneCheck{now.route_expert == -1, *agree == 1.0};
+}
+
+namespace {
+
+LeftAloneSummary SummarizeLeftAlone(const std::vector<QuestionEval>& evals,
+                                    std::vector<LeftAloneCheck> QuestionEval::*field) {
+  LeftAloneSummary s;
+  int both = 0, route = 0, answer = 0;
+  for (const QuestionEval& e : evals) {
+    for (const LeftAloneCheck& c : e.*field) {
+      ++s.count;
+      both += c.routed_original && c.unchanged;
+      route += c.routed_original;
+      answer += c.unchanged;
+    }
+  }
+  if (s.count > 0) {
+    s.both = static_cast<double>(both) / s.count;
+    s.route = static_cast<double>(route) / s.count;
+    s.answer = static_cast<double>(answer) / s.count;
+  }
+  return s;
+}
+
+ReachSummary SummarizeReach(const std::vector<QuestionEval>& evals, std::vector<ReachCheck> QuestionEval::*field) {
+  ReachSummary s;
+  double accuracy = 0;
+  int route = 0;
+  for (const QuestionEval& e : evals) {
+    for (const ReachCheck& c : e.*field) {
+      ++s.count;
+      accuracy += c.accuracy;
+      route += c.routed_expected;
+    }
+  }
+  if (s.count > 0) {
+    s.accuracy = accuracy / s.count;
+    s.route = static_cast<double>(route) / s.count;
+  }
+  return s;
+}
+
+}  // namespace
+
 Summary Summarize(const std::vector<QuestionEval>& evals) {
   Summary s;
   s.questions = static_cast<int>(evals.size());
@@ -62,6 +110,21 @@ Summary Summarize(const std::vector<QuestionEval>& evals) {
   if (loc_routes > 0) s.route_loc = static_cast<double>(route_l) / loc_routes;
   if (s.questions + loc_routes > 0)
     s.route = static_cast<double>(route_q + route_l) / static_cast<double>(s.questions + loc_routes);
+  s.hard_loc = SummarizeLeftAlone(evals, &QuestionEval::hard_loc);
+  s.rel_spec = SummarizeLeftAlone(evals, &QuestionEval::rel_spec);
+  s.reworded = SummarizeReach(evals, &QuestionEval::reworded);
+  s.aliases = SummarizeReach(evals, &QuestionEval::aliases);
+  int em_free_hits = 0, eos = 0;
+  for (const QuestionEval& e : evals) {
+    if (!e.em_free) continue;
+    ++s.em_free_count;
+    em_free_hits += *e.em_free;
+    eos += e.stop_eos.value_or(false);
+  }
+  if (s.em_free_count > 0) {
+    s.em_free = static_cast<double>(em_free_hits) / s.em_free_count;
+    s.stop_eos = static_cast<double>(eos) / s.em_free_count;
+  }
   return s;
 }
 

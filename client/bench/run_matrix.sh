@@ -12,8 +12,8 @@ server=${MOKE_SERVER_BIN:-$here/build/server/moke-server}
 bench=${MOKE_BENCH_BIN:-$here/build/client/bench/moke-bench}
 mkdir -p "$out"
 table="$out/table.md"
-echo "| config | stream | Rel. | Gen. | Loc. | Route | Route para. | EM | unedited Rel. | edit p50 (s) | edit p95 (s) | at edit 10 (s) | last (s) |" > "$table"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|" >> "$table"
+echo "| config | stream | Rel. | Gen. | Loc. | Route | Route para. | EM | Hard loc. | Rel. spec. | Gen. reworded | Aliases | EM free | Stop EOS | unedited Rel. | edit p50 (s) | edit p95 (s) | at edit 10 (s) | last (s) |" > "$table"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|" >> "$table"
 for cfg in $configs; do
   name=${cfg%%=*}; json=${cfg#*=}
   for stream in $streams; do
@@ -32,7 +32,9 @@ import json, sys
 r = json.load(open(sys.argv[1])); m = r["metrics"]; l = r["latency_s"]
 f = lambda x: "n/a" if x is None else f"{x:.3f}"
 print(f"| {sys.argv[2]} | {sys.argv[3]} | {f(m['rel'])} | {f(m.get('gen'))} | {f(m.get('loc'))} | {f(m.get('route'))} | {f(m.get('route_rephrase'))} | "
-      f"{f(m.get('em'))} | {f(m.get('unedited_rel'))} | {f(l.get('median'))} | {f(l.get('p95'))} | {f(l.get('at_edit_10'))} | {f(l.get('last'))} |")
+      f"{f(m.get('em'))} | {f(m.get('hard_loc'))} | {f(m.get('rel_spec'))} | {f(m.get('gen_reworded'))} | {f(m.get('aliases'))} | "
+      f"{f(m.get('em_free'))} | {f(m.get('stop_eos'))} | "
+      f"{f(m.get('unedited_rel'))} | {f(l.get('median'))} | {f(l.get('p95'))} | {f(l.get('at_edit_10'))} | {f(l.get('last'))} |")
 PY
     tail -1 "$table"
   done

@@ -1,5 +1,6 @@
 #include "client/bench/runner.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -39,6 +40,8 @@ struct EditRow {
   double loss = 0;
   double apply_s = 0;
   int attempts = 1;
+  std::string subject;  // the subject the server keyed the edit on (EditFactResponse.subject)
+  uint64_t superseded_edit_id = 0;
 };
 
 struct Baseline {
@@ -69,7 +72,10 @@ std::string CsvField(const std::string& s) {
   return out;
 }
 
-json Opt(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
+template <typename T>
+json Opt(const std::optional<T>& v) {
+  return v ? json(*v) : json(nullptr);
+}
 
 json SummaryJson(const Summary& s) {
   return json{{"rel", s.rel},
@@ -83,7 +89,47 @@ json SummaryJson(const Summary& s) {
               {"questions", s.questions},
               {"gen_count", s.gen_count},
               {"loc_count", s.loc_count},
-              {"em_count", s.em_count}};
+              {"em_count", s.em_count},
+              {"hard_loc", Opt(s.hard_loc.both)},
+              {"hard_loc_route", Opt(s.hard_loc.route)},
+              {"hard_loc_answer", Opt(s.hard_loc.answer)},
+              {"hard_loc_count", s.hard_loc.count},
+              {"rel_spec", Opt(s.rel_spec.both)},
+              {"rel_spec_route", Opt(s.rel_spec.route)},
+              {"rel_spec_answer", Opt(s.rel_spec.answer)},
+              {"rel_spec_count", s.rel_spec.count},
+              {"gen_reworded", Opt(s.reworded.accuracy)},
+              {"route_reworded", Opt(s.reworded.route)},
+              {"reworded_count", s.reworded.count},
+              {"aliases", Opt(s.aliases.accuracy)},
+              {"route_aliases", Opt(s.aliases.route)},
+              {"aliases_count", s.aliases.count},
+              {"em_free", Opt(s.em_free)},
+              {"stop_eos", Opt(s.stop_eos)},
+              {"em_free_count", s.em_free_count}};
+}
+
+// One entry per prompt, in the stream's order (`prompts` are the stream's, `checks` what was measured).
+json LeftAloneJson(const std::vector<PromptAnswer>& prompts, const std::vector<LeftAloneCheck>& checks) {
+  json out = json::array();
+  for (size_t i = 0; i < checks.size() && i < prompts.size(); ++i)
+    out.push_back({{"prompt", prompts[i].prompt},
+                   {"routed_original", checks[i].routed_original},
+                   {"unchanged", checks[i].unchanged}});
+  return out;
+}
+
+json ReachJson(const std::vector<std::string>& prompts, const std::vector<ReachCheck>& checks) {
+  json out = json::array();
+  for (size_t i = 0; i < checks.size() && i < prompts.size(); ++i)
+    out.push_back({{"prompt", prompts[i]}, {"accuracy", checks[i].accuracy}, {"routed_expected", checks[i].routed_expected}});
+  return out;
+}
+
+std::vector<std::string> PromptsOf(const std::vector<PromptAnswer>& list) {
+  std::vector<std::string> out;
+  for (const PromptAnswer& p : list) out.push_back(p.prompt);
+  return out;
 }
 
 std::string RoutingName(moke::v1::RoutingMode mode) {
@@ -116,7 +162,8 @@ class BenchRun {
     results_path_ = (std::filesystem::path(opt_.out_dir) / "results.json").string();
     csv_.open(csv_path_, std::ios::trunc);
     if (!csv_) return absl::PermissionDeniedError(absl::StrCat("cannot write ", csv_path_));
-    csv_ << "step,qid,expert,latency_s,new_concept,version,edit_id,final,duplicate,iterations,loss,apply_s,attempts\n";
+    csv_ << "step,qid,expert,latency_s,new_concept,version,edit_id,final,duplicate,iterations,loss,apply_s,attempts,"
+            "subject,superseded_edit_id\n";
     csv_.flush();
 
     absl::Status status = RunPhases();
@@ -201,6 +248,17 @@ class BenchRun {
         b.loc_argmax = std::vector<int64_t>(loc->argmax_tokens().begin(), loc->argmax_tokens().end());
       }
       baseline_[q.qid] = std::move(b);
+      for (const auto* list : {&e.hard_loc, &e.rel_spec}) {
+        for (const PromptAnswer& p : *list) {
+          auto [it, inserted] = original_argmax_.try_emplace({p.prompt, p.answer});
+          if (!inserted) continue;
+          req.set_prompt(p.prompt);
+          req.set_answer(p.answer);
+          auto orig = client_->Score(req);
+          if (!orig.ok()) return orig.status();
+          it->second.assign(orig->argmax_tokens().begin(), orig->argmax_tokens().end());
+        }
+      }
       progress.Update(++done);
     }
     return absl::OkStatus();
@@ -211,15 +269,23 @@ class BenchRun {
     std::map<std::string, const StreamEdit*> latest_edit;
     std::vector<std::string> seen_order;
     bool warned_duplicate = false;
+    if (opt_.send_unrelated &&
+        std::none_of(stream_.edits.begin(), stream_.edits.end(), [](const StreamEdit& e) { return !e.hint_unrelated.empty(); }))
+      std::cerr << "moke-bench: note: the stream has no \"hint_unrelated\": the edits carry no unrelated prompts "
+                   "(its loc prompts are scored, so they are never sent; rebuild it with build-stream for hints)\n";
     const auto t0 = Clock::now();
     for (const StreamEdit& e : stream_.edits) {
       moke::v1::EditFactRequest req;
       req.set_question(e.question);
       req.set_answer(e.answer);
       req.set_request_id(absl::StrCat(stream_.name, ":", e.step));
-      // The record's locality prompt is the edit's unrelated prompt x_o, as in EasyEdit's protocol
-      // (--no-unrelated leaves it out, for the service's behaviour without such prompts).
-      if (opt_.send_unrelated && !e.loc.empty()) req.add_unrelated_prompts(e.loc);
+      // Hints only: the unrelated prompts x_o and the paraphrases are disjoint from every scored prompt
+      // (ValidateStream), so Loc., hard_loc and Gen. are measured on prompts the server never saw.
+      if (opt_.send_subject && !e.subject.empty()) req.set_subject(e.subject);
+      if (opt_.send_paraphrases)
+        for (const std::string& p : e.paraphrases) req.add_paraphrases(p);
+      if (opt_.send_unrelated)
+        for (const std::string& h : e.hint_unrelated) req.add_unrelated_prompts(h);
       EditRow row;
       absl::StatusOr<moke::v1::EditFactResponse> resp;
       for (int attempt = 1;; ++attempt) {
@@ -248,6 +314,8 @@ class BenchRun {
       row.iterations = resp->iterations();
       row.loss = resp->loss();
       row.apply_s = resp->apply_seconds();
+      row.subject = resp->subject();
+      row.superseded_edit_id = resp->superseded_edit_id();
       if (row.duplicate && !warned_duplicate) {
         warned_duplicate = true;
         std::cerr << "\nmoke-bench: warning: the server had already seen request " << req.request_id()
@@ -257,7 +325,8 @@ class BenchRun {
       csv_ << row.step << ',' << CsvField(row.qid) << ',' << row.expert << ',' << absl::StrFormat("%.6f", row.latency_s)
            << ',' << (row.new_concept ? 1 : 0) << ',' << row.version << ',' << row.edit_id << ',' << (row.final ? 1 : 0)
            << ',' << (row.duplicate ? 1 : 0) << ',' << row.iterations << ',' << absl::StrFormat("%.6g", row.loss) << ','
-           << absl::StrFormat("%.6f", row.apply_s) << ',' << row.attempts << '\n';
+           << absl::StrFormat("%.6f", row.apply_s) << ',' << row.attempts << ',' << CsvField(row.subject) << ','
+           << row.superseded_edit_id << '\n';
       csv_.flush();
       rows_.push_back(row);
       latest_expert_[e.qid] = row.expert;
@@ -291,6 +360,42 @@ class BenchRun {
     return s;
   }
 
+  // Score(prompt, answer) on the current knowledge (min_version = the last edit's) with the run's routing.
+  absl::StatusOr<ScoreSample> ScoreNow(const std::string& prompt, const std::string& answer) {
+    moke::v1::ScoreRequest req;
+    req.set_min_version(last_version_);
+    req.set_routing(opt_.routing);
+    req.set_prompt(prompt);
+    req.set_answer(answer);
+    auto r = client_->Score(req);
+    if (!r.ok()) return r.status();
+    return ToSample(*r);
+  }
+
+  // Prompts that must get the question's final answer (reworded, aliases).
+  absl::Status ScoreReach(const std::vector<std::string>& prompts, const EvalTarget& t, std::vector<ReachCheck>* out) {
+    for (const std::string& p : prompts) {
+      auto s = ScoreNow(p, t.answer);
+      if (!s.ok()) return s.status();
+      out->push_back(ReachCheck{TokenAccuracy(*s), s->route_expert == t.expected_expert});
+    }
+    return absl::OkStatus();
+  }
+
+  // Prompts that must be left alone (hard_loc, rel_spec), against their unedited argmax.
+  absl::Status ScoreLeftAlone(const std::vector<PromptAnswer>& prompts, const StreamEdit& e, const char* field,
+                              std::vector<LeftAloneCheck>* out) {
+    for (const PromptAnswer& p : prompts) {
+      auto s = ScoreNow(p.prompt, p.answer);
+      if (!s.ok()) return s.status();
+      auto check = CheckLeftAlone(*s, original_argmax_.at({p.prompt, p.answer}));
+      if (!check.ok())
+        return absl::Status(check.status().code(), absl::StrCat("qid ", e.qid, ": ", field, ": ", check.status().message()));
+      out->push_back(*check);
+    }
+    return absl::OkStatus();
+  }
+
   absl::StatusOr<std::vector<QuestionEval>> Evaluate(const std::vector<EvalTarget>& targets, bool with_em,
                                                      const std::string& label) {
     Progress progress(label, static_cast<int>(targets.size()), opt_.progress && !label.empty());
@@ -301,47 +406,47 @@ class BenchRun {
       q.qid = e.qid;
       q.answer = t.answer;
       q.expected_expert = t.expected_expert;
-      moke::v1::ScoreRequest req;
-      req.set_min_version(last_version_);
-      req.set_routing(opt_.routing);
-      req.set_prompt(e.question);
-      req.set_answer(t.answer);
-      auto rel = client_->Score(req);
-      if (!rel.ok()) return rel.status();
-      const ScoreSample rs = ToSample(*rel);
-      q.rel = TokenAccuracy(rs);
-      q.routed_expert = rs.route_expert;
+      auto rs = ScoreNow(e.question, t.answer);
+      if (!rs.ok()) return rs.status();
+      q.rel = TokenAccuracy(*rs);
+      q.routed_expert = rs->route_expert;
       if (!e.rephrase.empty()) {
-        req.set_prompt(e.rephrase);
-        auto gen = client_->Score(req);
-        if (!gen.ok()) return gen.status();
-        const ScoreSample gs = ToSample(*gen);
-        q.gen = TokenAccuracy(gs);
-        q.gen_routed_expert = gs.route_expert;
+        auto gs = ScoreNow(e.rephrase, t.answer);
+        if (!gs.ok()) return gs.status();
+        q.gen = TokenAccuracy(*gs);
+        q.gen_routed_expert = gs->route_expert;
       }
       const Baseline& b = baseline_.at(e.qid);
       if (!e.loc.empty() && b.loc_argmax) {
-        req.set_prompt(e.loc);
-        req.set_answer(e.loc_ans);
-        auto loc = client_->Score(req);
-        if (!loc.ok()) return loc.status();
-        const ScoreSample ls = ToSample(*loc);
-        auto agree = LocalityAgreement(ls.argmax_tokens, *b.loc_argmax);
+        auto ls = ScoreNow(e.loc, e.loc_ans);
+        if (!ls.ok()) return ls.status();
+        auto agree = LocalityAgreement(ls->argmax_tokens, *b.loc_argmax);
         if (!agree.ok())
           return absl::Status(agree.status().code(), absl::StrCat("qid ", e.qid, ": ", agree.status().message()));
         q.loc = *agree;
-        q.loc_routed_expert = ls.route_expert;
+        q.loc_routed_expert = ls->route_expert;
       }
+      if (auto s = ScoreLeftAlone(e.hard_loc, e, "hard_loc", &q.hard_loc); !s.ok()) return s;
+      if (auto s = ScoreLeftAlone(e.rel_spec, e, "rel_spec", &q.rel_spec); !s.ok()) return s;
+      if (auto s = ScoreReach(e.reworded, t, &q.reworded); !s.ok()) return s;
+      if (auto s = ScoreReach(PromptsOf(e.aliases), t, &q.aliases); !s.ok()) return s;
       if (with_em) {
         moke::v1::AskRequest ask;
         ask.set_question(e.question);
-        ask.set_max_new_tokens(std::max<int>(1, static_cast<int>(rs.answer_tokens.size())));
+        ask.set_max_new_tokens(std::max<int>(1, static_cast<int>(rs->answer_tokens.size())));
         ask.set_min_version(last_version_);
         ask.set_routing(opt_.routing);
         auto gen = client_->Ask(ask);
         if (!gen.ok()) return gen.status();
         q.generated = gen->answer();
         q.em = ExactMatch(q.generated, t.answer);
+        // EM free: no length hint (0 = the server's default); the answer must end by itself.
+        ask.set_max_new_tokens(0);
+        auto free = client_->Ask(ask);
+        if (!free.ok()) return free.status();
+        q.generated_free = free->answer();
+        q.em_free = ExactMatch(q.generated_free, t.answer);
+        q.stop_eos = free->stop_reason() == moke::v1::STOP_END_OF_ANSWER;
       }
       out.push_back(std::move(q));
       progress.Update(static_cast<int>(out.size()));
@@ -404,18 +509,27 @@ class BenchRun {
     }
     j["curve"] = curve;
     json per_q = json::array();
-    for (const QuestionEval& q : final_evals_) {
+    for (size_t i = 0; i < final_evals_.size(); ++i) {
+      const QuestionEval& q = final_evals_[i];
+      const StreamEdit& e = stream_.edits[questions_[i].final_index];  // final_evals_ follows questions_
       json p = {{"qid", q.qid},
                 {"answer", q.answer},
                 {"expected_expert", q.expected_expert},
                 {"routed_expert", q.routed_expert},
-                {"loc_routed_expert", q.loc_routed_expert ? json(*q.loc_routed_expert) : json(nullptr)},
-                {"gen_routed_expert", q.gen_routed_expert ? json(*q.gen_routed_expert) : json(nullptr)},
+                {"loc_routed_expert", Opt(q.loc_routed_expert)},
+                {"gen_routed_expert", Opt(q.gen_routed_expert)},
                 {"rel", q.rel},
                 {"gen", Opt(q.gen)},
                 {"loc", Opt(q.loc)},
-                {"em", q.em ? json(*q.em) : json(nullptr)},
-                {"generated", q.generated}};
+                {"em", Opt(q.em)},
+                {"generated", q.generated},
+                {"em_free", Opt(q.em_free)},
+                {"stop_eos", Opt(q.stop_eos)},
+                {"generated_free", q.generated_free},
+                {"hard_loc", LeftAloneJson(e.hard_loc, q.hard_loc)},
+                {"rel_spec", LeftAloneJson(e.rel_spec, q.rel_spec)},
+                {"reworded", ReachJson(e.reworded, q.reworded)},
+                {"aliases", ReachJson(PromptsOf(e.aliases), q.aliases)}};
       if (auto it = baseline_.find(q.qid); it != baseline_.end()) p["unedited_rel"] = it->second.unedited_rel;
       per_q.push_back(p);
     }
@@ -445,7 +559,17 @@ class BenchRun {
       std::cout << " (method " << server_status_->method() << ", model " << server_status_->model() << ", device "
                 << server_status_->device() << ", routing " << RoutingName(opt_.routing) << ")";
     std::cout << "\n\n| Rel. | Gen. | Loc. | Route | EM |\n|---|---|---|---|---|\n"
-              << absl::StrFormat("| %.2f | %s | %s | %.2f | %s |\n", s.rel, Fmt(s.gen), Fmt(s.loc), s.route, Fmt(s.em));
+              << absl::StrFormat("| %.2f | %s | %s | %.2f | %s |\n", s.rel, Fmt(s.gen), Fmt(s.loc), s.route, Fmt(s.em))
+              << "\nscope: hard locality (route, answer) and Rel. spec. must be left alone; Gen. reworded and "
+                 "aliases must get the final answer; EM free is EM without a length hint\n\n"
+              << "| Hard loc. | (route, answer) | Rel. spec. | Gen. reworded | (route) | Aliases | (route) | EM free | "
+                 "Stop EOS |\n|---|---|---|---|---|---|---|---|---|\n"
+              << absl::StrFormat("| %s | (%s, %s) | %s | %s | (%s) | %s | (%s) | %s | %s |\n", Fmt(s.hard_loc.both),
+                                 Fmt(s.hard_loc.route), Fmt(s.hard_loc.answer), Fmt(s.rel_spec.both),
+                                 Fmt(s.reworded.accuracy), Fmt(s.reworded.route), Fmt(s.aliases.accuracy),
+                                 Fmt(s.aliases.route), Fmt(s.em_free), Fmt(s.stop_eos))
+              << absl::StrFormat("(prompts: hard_loc %d, rel_spec %d, reworded %d, aliases %d)\n", s.hard_loc.count,
+                                 s.rel_spec.count, s.reworded.count, s.aliases.count);
     double unedited_rel = 0;
     for (const auto& [qid, b] : baseline_) unedited_rel += b.unedited_rel;
     if (!baseline_.empty()) unedited_rel /= static_cast<double>(baseline_.size());
@@ -467,6 +591,8 @@ class BenchRun {
   std::unique_ptr<BenchClient> client_;
   std::optional<moke::v1::GetStatusResponse> server_status_;
   std::map<std::string, Baseline> baseline_;
+  // The unedited model's argmax on every (prompt, answer) that must be left alone (hard_loc, rel_spec).
+  std::map<std::pair<std::string, std::string>, std::vector<int64_t>> original_argmax_;
   std::map<std::string, int> latest_expert_;
   std::vector<EditRow> rows_;
   std::vector<CurvePoint> curve_;

@@ -2,12 +2,15 @@
 // protocol through the Score and Ask RPCs (docs/benchmarks.md).
 //
 //  1. Reads and validates the whole stream (a bad line stops here, before anything is sent).
-//  2. Waits for the server to serve; records the unedited model's argmax tokens on every locality prompt
-//     (Score with original_model = true) and the unedited Rel. of every final answer.
+//  2. Waits for the server to serve; records the unedited model's argmax tokens on every prompt that must
+//     be left alone (loc, hard_loc, rel_spec; Score with original_model = true) and the unedited Rel. of
+//     every final answer.
 //  3. Applies the edits in order through EditFact (request_id "<stream name>:<step>", so a retried edit is
-//     never applied twice), appending one row per edit to per_edit.csv; every --eval-every edits it
-//     evaluates the questions seen so far (a point of the accuracy curve).
-//  4. Evaluates every question's final answer: Rel., Gen., Loc., routing, exact match; prints the table;
+//     never applied twice) with the edit's subject and hints (paraphrases, hint_unrelated; never a scored
+//     prompt, which ValidateStream guarantees), appending one row per edit to per_edit.csv; every
+//     --eval-every edits it evaluates the questions seen so far (a point of the accuracy curve).
+//  4. Evaluates every question's final answer: Rel., Gen., Loc., routing, the scope checks (hard_loc,
+//     rel_spec, gen_reworded, aliases), exact match with and without a length hint; prints the tables;
 //     writes results.json and the plot.
 // An RPC error stops the run with that status; results.json is then written with "complete": false and
 // everything measured so far.
@@ -38,7 +41,9 @@ struct RunOptions {
   bool plot = true;
   std::string plot_script;        // "" = find it (plot.h)
   bool progress = true;
-  bool send_unrelated = true;     // send each record's loc prompt as the edit's unrelated prompt
+  bool send_unrelated = true;     // send the stream's hint_unrelated as EditFactRequest.unrelated_prompts
+  bool send_paraphrases = true;   // send the stream's paraphrases as EditFactRequest.paraphrases
+  bool send_subject = true;       // send the stream's subject as EditFactRequest.subject
 };
 
 absl::Status RunBench(const RunOptions& options);

@@ -6,7 +6,8 @@
 Each RUN_DIR is a `moke-bench run --out` folder (results.json, per_edit.csv), named
 `<config>-<stream>` by run_matrix.sh. Runs are grouped by (config, stream) with the seed suffix
 (`-s0`, `s1`, ...) removed from both names, and every column is printed as mean +- sample standard
-deviation over the group (n = number of runs). The latency columns are the server's own apply time
+deviation over the group (n = number of runs); a column a run does not have (an older results.json, or
+a stream without those prompts) is "n/a". The latency columns are the server's own apply time
 (per_edit.csv `apply_s`), p95 over the window of edits 1-20 ("at edit 10") and 181-200 ("at edit 200")
 and their ratio, so that a stream's growth in edit cost shows up without the client's queueing.
 Standard library only.
@@ -43,6 +44,8 @@ def run_row(path):
     return {
         "Rel.": m["rel"], "Gen.": m.get("gen"), "Loc.": m.get("loc"), "Route": m.get("route"),
         "Route para.": m.get("route_rephrase"), "EM": m.get("em"),
+        "Hard loc.": m.get("hard_loc"), "Rel. spec.": m.get("rel_spec"), "Gen. reworded": m.get("gen_reworded"),
+        "Aliases": m.get("aliases"), "EM free": m.get("em_free"), "Stop EOS": m.get("stop_eos"),
         "p95 @10 (s)": early, "p95 @200 (s)": late,
         "ratio": (late / early) if (late and early) else None,
         "complete": r.get("complete", False),
@@ -67,7 +70,8 @@ def main(dirs):
         # config names carry no '-'; the stream is the rest (e.g. zsre-slke-25x4-s0).
         key = (SEED.sub("", config), SEED.sub("", stream))
         groups.setdefault(key, []).append(run_row(d))
-    cols = ["Rel.", "Gen.", "Loc.", "Route", "Route para.", "EM", "p95 @10 (s)", "p95 @200 (s)", "ratio"]
+    cols = ["Rel.", "Gen.", "Loc.", "Route", "Route para.", "EM", "Hard loc.", "Rel. spec.", "Gen. reworded",
+            "Aliases", "EM free", "Stop EOS", "p95 @10 (s)", "p95 @200 (s)", "ratio"]
     print("| config | stream | n | " + " | ".join(cols) + " |")
     print("|---|---|---|" + "---|" * len(cols))
     for (config, stream), rows in groups.items():

@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "client/bench/answer_type.h"
 #include "nlohmann/json.hpp"
 
 namespace moke::bench {
@@ -31,6 +32,43 @@ absl::Status GetString(const json& obj, const char* key, bool non_empty, std::st
   return absl::OkStatus();
 }
 
+// Reads an optional list of non-empty strings (absent = empty).
+absl::Status GetStringList(const json& obj, const char* key, std::vector<std::string>* out,
+                           absl::string_view source, int line) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return absl::OkStatus();
+  if (!it->is_array())
+    return LineError(source, line, absl::StrCat("field \"", key, "\" must be a list of strings, got ", it->type_name()));
+  for (size_t i = 0; i < it->size(); ++i) {
+    const json& v = (*it)[i];
+    if (!v.is_string() || v.get<std::string>().empty())
+      return LineError(source, line, absl::StrCat("field \"", key, "\"[", i, "] must be a non-empty string"));
+    out->push_back(v.get<std::string>());
+  }
+  return absl::OkStatus();
+}
+
+// Reads an optional list of {"prompt": non-empty string, "answer": non-empty string} (absent = empty).
+absl::Status GetPromptAnswers(const json& obj, const char* key, std::vector<PromptAnswer>* out,
+                              absl::string_view source, int line) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return absl::OkStatus();
+  if (!it->is_array())
+    return LineError(source, line, absl::StrCat("field \"", key, "\" must be a list of {\"prompt\", \"answer\"}, got ",
+                                                it->type_name()));
+  for (size_t i = 0; i < it->size(); ++i) {
+    const json& v = (*it)[i];
+    PromptAnswer pa;
+    for (auto [name, dst] : {std::pair<const char*, std::string*>{"prompt", &pa.prompt}, {"answer", &pa.answer}}) {
+      if (!v.is_object() || !v.contains(name) || !v[name].is_string() || v[name].get<std::string>().empty())
+        return LineError(source, line, absl::StrCat("field \"", key, "\"[", i, "] needs a non-empty string \"", name, "\""));
+      *dst = v[name].get<std::string>();
+    }
+    out->push_back(std::move(pa));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<StreamEdit> ParseLine(absl::string_view text, absl::string_view source, int line) {
   json obj = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (obj.is_discarded()) {
@@ -38,7 +76,7 @@ absl::StatusOr<StreamEdit> ParseLine(absl::string_view text, absl::string_view s
     try {
       const json reparsed = json::parse(text.begin(), text.end());
       (void)reparsed;
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
       std::string what = e.what();
       if (auto p = what.find("parse error"); p != std::string::npos) what = what.substr(p);
       return LineError(source, line, absl::StrCat("malformed JSON: ", what));
@@ -72,7 +110,54 @@ absl::StatusOr<StreamEdit> ParseLine(absl::string_view text, absl::string_view s
   if (fin == obj.end()) return LineError(source, line, "missing field \"final\"");
   if (!fin->is_boolean()) return LineError(source, line, "field \"final\" must be true or false");
   e.final = fin->get<bool>();
+  if (auto s = GetStringList(obj, "paraphrases", &e.paraphrases, source, line); !s.ok()) return s;
+  if (auto s = GetStringList(obj, "hint_unrelated", &e.hint_unrelated, source, line); !s.ok()) return s;
+  if (auto s = GetPromptAnswers(obj, "hard_loc", &e.hard_loc, source, line); !s.ok()) return s;
+  if (auto s = GetStringList(obj, "reworded", &e.reworded, source, line); !s.ok()) return s;
+  if (auto s = GetPromptAnswers(obj, "rel_spec", &e.rel_spec, source, line); !s.ok()) return s;
+  if (auto s = GetPromptAnswers(obj, "aliases", &e.aliases, source, line); !s.ok()) return s;
   return e;
+}
+
+int LineOf(const StreamEdit& e, size_t index) { return e.line > 0 ? e.line : static_cast<int>(index + 1); }
+
+// No hint (sent with an edit) may be a prompt that is scored anywhere in the stream: Loc., hard locality
+// and Gen. are measured on prompts the server was never told about.
+absl::Status CheckHintsAreNotScored(const EditStream& stream, absl::string_view source) {
+  struct Use {
+    const char* field;
+    const StreamEdit* edit;
+    int line;
+  };
+  std::map<std::string, Use> scored;  // NormalizeAnswer(prompt) -> first use
+  for (size_t i = 0; i < stream.edits.size(); ++i) {
+    const StreamEdit& e = stream.edits[i];
+    const auto add = [&](const std::string& prompt, const char* field) {
+      if (!prompt.empty()) scored.try_emplace(NormalizeAnswer(prompt), Use{field, &e, LineOf(e, i)});
+    };
+    add(e.question, "question");
+    add(e.rephrase, "rephrase");
+    add(e.loc, "loc");
+    for (const PromptAnswer& p : e.hard_loc) add(p.prompt, "hard_loc");
+    for (const std::string& p : e.reworded) add(p, "reworded");
+    for (const PromptAnswer& p : e.rel_spec) add(p.prompt, "rel_spec");
+    for (const PromptAnswer& p : e.aliases) add(p.prompt, "aliases");
+  }
+  for (size_t i = 0; i < stream.edits.size(); ++i) {
+    const StreamEdit& e = stream.edits[i];
+    for (auto [field, hints] : {std::pair<const char*, const std::vector<std::string>*>{"paraphrases", &e.paraphrases},
+                                {"hint_unrelated", &e.hint_unrelated}}) {
+      for (const std::string& h : *hints) {
+        auto it = scored.find(NormalizeAnswer(h));
+        if (it == scored.end()) continue;
+        return LineError(source, LineOf(e, i),
+                         absl::StrCat("\"", field, "\" prompt \"", h, "\" is also scored (\"", it->second.field,
+                                      "\" of qid ", it->second.edit->qid, ", line ", it->second.line,
+                                      "): hints and scored prompts must be disjoint"));
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -87,7 +172,7 @@ absl::Status ValidateStream(const EditStream& stream, absl::string_view source) 
   int64_t prev_step = 0;
   for (size_t i = 0; i < stream.edits.size(); ++i) {
     const StreamEdit& e = stream.edits[i];
-    const int line = e.line > 0 ? e.line : static_cast<int>(i + 1);
+    const int line = LineOf(e, i);
     if (e.step <= prev_step)
       return LineError(source, line, absl::StrCat("step ", e.step, " is not greater than the previous step ", prev_step));
     prev_step = e.step;
@@ -95,6 +180,9 @@ absl::Status ValidateStream(const EditStream& stream, absl::string_view source) 
     if (e.answer.empty()) return LineError(source, line, "field \"answer\" is empty");
     if (e.loc.empty() != e.loc_ans.empty())
       return LineError(source, line, "\"loc\" and \"loc_ans\" must both be empty or both be set");
+    if (e.paraphrases.size() > kMaxParaphrases)
+      return LineError(source, line, absl::StrCat("\"paraphrases\" has ", e.paraphrases.size(),
+                                                  " entries; EditFact takes at most ", kMaxParaphrases));
     auto [it, inserted] = seen.try_emplace(e.qid, Seen{i, false});
     if (!inserted) {
       const StreamEdit& first = stream.edits[it->second.last];
@@ -105,6 +193,10 @@ absl::Status ValidateStream(const EditStream& stream, absl::string_view source) 
       else if (first.rephrase != e.rephrase) differs = "rephrase";
       else if (first.loc != e.loc) differs = "loc";
       else if (first.loc_ans != e.loc_ans) differs = "loc_ans";
+      else if (first.hard_loc != e.hard_loc) differs = "hard_loc";
+      else if (first.reworded != e.reworded) differs = "reworded";
+      else if (first.rel_spec != e.rel_spec) differs = "rel_spec";
+      else if (first.aliases != e.aliases) differs = "aliases";
       if (differs != nullptr)
         return LineError(source, line, absl::StrCat("qid ", e.qid, ": \"", differs,
                                                     "\" differs from its earlier edit (line ", first.line, ")"));
@@ -115,11 +207,10 @@ absl::Status ValidateStream(const EditStream& stream, absl::string_view source) 
   for (const auto& [qid, s] : seen) {
     if (!s.finished) {
       const StreamEdit& last = stream.edits[s.last];
-      return LineError(source, last.line > 0 ? last.line : static_cast<int>(s.last + 1),
-                       absl::StrCat("qid ", qid, ": its last edit is not marked \"final\": true"));
+      return LineError(source, LineOf(last, s.last), absl::StrCat("qid ", qid, ": its last edit is not marked \"final\": true"));
     }
   }
-  return absl::OkStatus();
+  return CheckHintsAreNotScored(stream, source);
 }
 
 absl::StatusOr<EditStream> ParseStream(absl::string_view content, absl::string_view source) {
@@ -173,10 +264,30 @@ std::string SerializeStreamEdit(const StreamEdit& e) {
   const bool numeric = !e.qid.empty() && e.qid.size() < 19 &&
                  e.qid.find_first_not_of("0123456789") == std::string::npos && (e.qid == "0" || e.qid[0] != '0');
   const std::string qid = numeric ? e.qid : str(e.qid);
-  return absl::StrCat("{\"step\":", e.step, ",\"qid\":", qid, ",\"question\":", str(e.question),
-                      ",\"answer\":", str(e.answer), ",\"rephrase\":", str(e.rephrase), ",\"loc\":", str(e.loc),
-                      ",\"loc_ans\":", str(e.loc_ans), ",\"subject\":", str(e.subject),
-                      ",\"final\":", e.final ? "true" : "false", "}");
+  std::string out = absl::StrCat("{\"step\":", e.step, ",\"qid\":", qid, ",\"question\":", str(e.question),
+                                 ",\"answer\":", str(e.answer), ",\"rephrase\":", str(e.rephrase), ",\"loc\":",
+                                 str(e.loc), ",\"loc_ans\":", str(e.loc_ans), ",\"subject\":", str(e.subject));
+  const auto strings = [&](const char* key, const std::vector<std::string>& list) {
+    if (list.empty()) return;
+    absl::StrAppend(&out, ",\"", key, "\":[");
+    for (size_t i = 0; i < list.size(); ++i) absl::StrAppend(&out, i ? "," : "", str(list[i]));
+    out += "]";
+  };
+  const auto pairs = [&](const char* key, const std::vector<PromptAnswer>& list) {
+    if (list.empty()) return;
+    absl::StrAppend(&out, ",\"", key, "\":[");
+    for (size_t i = 0; i < list.size(); ++i)
+      absl::StrAppend(&out, i ? "," : "", "{\"prompt\":", str(list[i].prompt), ",\"answer\":", str(list[i].answer), "}");
+    out += "]";
+  };
+  strings("paraphrases", e.paraphrases);
+  strings("hint_unrelated", e.hint_unrelated);
+  pairs("hard_loc", e.hard_loc);
+  strings("reworded", e.reworded);
+  pairs("rel_spec", e.rel_spec);
+  pairs("aliases", e.aliases);
+  absl::StrAppend(&out, ",\"final\":", e.final ? "true" : "false", "}");
+  return out;
 }
 
 absl::Status WriteStreamFile(const EditStream& stream, const std::string& path) {

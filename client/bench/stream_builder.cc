@@ -12,6 +12,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "client/bench/rewording.h"
 #include "nlohmann/json.hpp"
 
 namespace moke::bench {
@@ -58,17 +59,28 @@ absl::Status RequireString(const json& rec, const char* key, bool non_empty, std
   return absl::OkStatus();
 }
 
-// The first {prompt, ground_truth} entry of rec[group][kind] (both optional), e.g.
-// locality.Relation_Specificity[0].
-const json* FirstEntry(const json& rec, const char* group, const char* kind) {
+// The {prompt, ground_truth} entries of rec[group][kind] with a non-empty prompt (both optional), e.g.
+// locality.Relation_Specificity.
+std::vector<const json*> Entries(const json& rec, const char* group, const char* kind) {
+  std::vector<const json*> out;
   auto g = rec.find(group);
-  if (g == rec.end() || !g->is_object()) return nullptr;
+  if (g == rec.end() || !g->is_object()) return out;
   auto k = g->find(kind);
-  if (k == g->end() || !k->is_array()) return nullptr;
+  if (k == g->end() || !k->is_array()) return out;
   for (const json& e : *k)
     if (e.is_object() && e.contains("prompt") && e["prompt"].is_string() && !e["prompt"].get<std::string>().empty())
-      return &e;
-  return nullptr;
+      out.push_back(&e);
+  return out;
+}
+
+// Those entries as (prompt, first alias of ground_truth), leaving out entries without an answer.
+std::vector<PromptAnswer> PromptAnswers(const json& rec, const char* group, const char* kind) {
+  std::vector<PromptAnswer> out;
+  for (const json* e : Entries(rec, group, kind)) {
+    PromptAnswer pa{(*e)["prompt"].get<std::string>(), e->contains("ground_truth") ? FirstString((*e)["ground_truth"]) : ""};
+    if (!pa.answer.empty()) out.push_back(std::move(pa));
+  }
+  return out;
 }
 
 absl::StatusOr<DatasetFormat> DetectFormat(const json& rec, absl::string_view source, int line) {
@@ -108,20 +120,151 @@ absl::StatusOr<DatasetRecord> ParseRecord(const json& rec, DatasetFormat format,
     if (gt == rec.end()) return RecordError(source, index, line, "missing field \"ground_truth\"");
     AllStrings(*gt, &r.true_answers);
     // Generality: KnowEdit ZsRE has rephrase_prompt; WikiCF uses portability.Subject_Aliasing.
+    const std::vector<const json*> aliases = Entries(rec, "portability", "Subject_Aliasing");
     if (auto rp = rec.find("rephrase_prompt"); rp != rec.end() && rp->is_string()) {
       r.rephrase = rp->get<std::string>();
-    } else if (const json* alias = FirstEntry(rec, "portability", "Subject_Aliasing")) {
-      r.rephrase = (*alias)["prompt"].get<std::string>();
+    } else if (!aliases.empty()) {
+      r.rephrase = (*aliases[0])["prompt"].get<std::string>();
     }
-    if (const json* loc = FirstEntry(rec, "locality", "Relation_Specificity")) {
-      r.loc = (*loc)["prompt"].get<std::string>();
-      r.loc_ans = loc->contains("ground_truth") ? FirstString((*loc)["ground_truth"]) : "";
+    if (const std::vector<const json*> locs = Entries(rec, "locality", "Relation_Specificity"); !locs.empty()) {
+      r.loc = (*locs[0])["prompt"].get<std::string>();
+      r.loc_ans = locs[0]->contains("ground_truth") ? FirstString((*locs[0])["ground_truth"]) : "";
       if (r.loc_ans.empty()) r.loc.clear();  // a locality prompt without an answer cannot be scored
     }
+    r.rel_spec = PromptAnswers(rec, "locality", "Relation_Specificity");
+    r.aliases = PromptAnswers(rec, "portability", "Subject_Aliasing");
+    if (auto gp = rec.find("generate_prompt"); gp != rec.end() && gp->is_array()) {
+      std::vector<std::string> items;
+      AllStrings(*gp, &items);
+      r.rewordings = UsableParaphrases(items, r.question, r.subject);
+      r.rewordings_from_dataset = !r.rewordings.empty();
+    }
   }
+  if (r.rewordings.empty()) r.rewordings = RewordQuestion(r.question, r.subject);
   r.type = ClassifyAnswer(r.question, r.subject, r.target);
   r.relation = RelationKey(r.question, r.subject);
   return r;
+}
+
+// A question's own generator for one purpose (`salt`); salt 0 is the one the alternative answers use.
+SplitMix64 QuestionRng(uint64_t seed, int64_t index, uint64_t salt) {
+  return SplitMix64(SplitMix64((seed ^ (0xD1B54A32D192ED03ULL * static_cast<uint64_t>(index + 1))) + salt).Next());
+}
+constexpr uint64_t kRewordSalt = 1, kHardLocSalt = 2, kHintSalt = 3;
+
+// Up to n items of `pool`, drawn uniformly without replacement, in draw order.
+template <typename T>
+std::vector<T> Draw(std::vector<T> pool, size_t n, SplitMix64& rng) {
+  std::vector<T> out;
+  while (out.size() < n && !pool.empty()) {
+    const size_t k = rng.Uniform(pool.size());
+    out.push_back(std::move(pool[k]));
+    pool[k] = std::move(pool.back());
+    pool.pop_back();
+  }
+  return out;
+}
+
+// The scope checks and hints of one question (stream_builder.h).
+struct QuestionChecks {
+  std::vector<PromptAnswer> hard_loc, rel_spec, aliases;
+  std::vector<std::string> reworded, paraphrases, hint_unrelated;
+  std::vector<std::string> spare;  // the record's own paraphrases not drawn as rewordings (hint candidates)
+};
+
+// Fills the checks of the T edited records (dataset.records[first .. first + T - 1]).
+std::vector<QuestionChecks> ScopeChecks(const Dataset& dataset, size_t first, size_t T, uint64_t seed) {
+  const auto& recs = dataset.records;
+  const auto in_stream = [&](size_t i) { return i >= first && i < first + T; };
+  std::vector<QuestionChecks> checks(T);
+  std::set<std::string> edited_subjects;  // normalized
+  std::set<std::string> edited_prompts;   // prompts that must get an edited answer: question, rephrase, rewordings, aliases
+  for (size_t q = 0; q < T; ++q) {
+    const DatasetRecord& r = recs[first + q];
+    QuestionChecks& c = checks[q];
+    if (!r.subject.empty()) edited_subjects.insert(NormalizeAnswer(r.subject));
+    std::vector<std::string> rewordings;
+    for (const std::string& w : r.rewordings)
+      if (NormalizeAnswer(w) != NormalizeAnswer(r.question) && NormalizeAnswer(w) != NormalizeAnswer(r.rephrase))
+        rewordings.push_back(w);
+    if (r.rewordings_from_dataset) {  // the record's own list: a seeded part is scored, the rest may be hints
+      SplitMix64 rng = QuestionRng(seed, r.index, kRewordSalt);
+      const size_t n = rewordings.size();
+      rewordings = Draw(std::move(rewordings), n, rng);
+      for (size_t k = kRewordedPerQuestion; k < rewordings.size(); ++k) c.spare.push_back(rewordings[k]);
+    }
+    if (rewordings.size() > kRewordedPerQuestion) rewordings.resize(kRewordedPerQuestion);
+    c.reworded = std::move(rewordings);
+    c.aliases.assign(r.aliases.begin(), r.aliases.begin() + std::min(r.aliases.size(), kAliasesPerQuestion));
+    for (const std::string* p : {&r.question, &r.rephrase}) edited_prompts.insert(NormalizeAnswer(*p));
+    for (const std::string& p : c.reworded) edited_prompts.insert(NormalizeAnswer(p));
+    for (const PromptAnswer& p : c.aliases) edited_prompts.insert(NormalizeAnswer(p.prompt));
+  }
+  // Prompts that must be left alone never ask for an edited fact (another edited record's question).
+  const auto left_alone_ok = [&](const std::string& prompt) { return !edited_prompts.count(NormalizeAnswer(prompt)); };
+  for (size_t q = 0; q < T; ++q) {
+    for (const PromptAnswer& p : recs[first + q].rel_spec) {
+      if (checks[q].rel_spec.size() >= kRelSpecPerQuestion) break;
+      if (left_alone_ok(p.prompt)) checks[q].rel_spec.push_back(p);
+    }
+  }
+
+  // hard_loc: same relation key, another record never edited here, whose subject is not an edited subject.
+  std::map<std::string, std::vector<size_t>> by_relation;
+  for (size_t i = 0; i < recs.size(); ++i)
+    if (!recs[i].relation.empty()) by_relation[recs[i].relation].push_back(i);
+  std::set<size_t> hard_loc_sources;
+  for (size_t q = 0; q < T; ++q) {
+    const DatasetRecord& r = recs[first + q];
+    auto it = by_relation.find(r.relation);
+    if (r.relation.empty() || it == by_relation.end()) continue;
+    std::vector<size_t> pool;
+    std::set<std::string> seen;
+    for (size_t i : it->second) {
+      const DatasetRecord& o = recs[i];
+      if (in_stream(i) || o.subject.empty() || edited_subjects.count(NormalizeAnswer(o.subject))) continue;
+      if (o.true_answers.empty() || o.true_answers[0].empty() || !left_alone_ok(o.question)) continue;
+      if (seen.insert(NormalizeAnswer(o.question)).second) pool.push_back(i);
+    }
+    SplitMix64 rng = QuestionRng(seed, r.index, kHardLocSalt);
+    for (size_t i : Draw(std::move(pool), kHardLocPerQuestion, rng)) {
+      checks[q].hard_loc.push_back(PromptAnswer{recs[i].question, recs[i].true_answers[0]});
+      hard_loc_sources.insert(i);
+    }
+  }
+
+  // Every prompt scored anywhere in the stream; hints must avoid all of them.
+  std::set<std::string> scored;
+  for (size_t q = 0; q < T; ++q) {
+    const DatasetRecord& r = recs[first + q];
+    const QuestionChecks& c = checks[q];
+    for (const std::string* p : {&r.question, &r.rephrase, &r.loc})
+      if (!p->empty()) scored.insert(NormalizeAnswer(*p));
+    for (const auto* list : {&c.hard_loc, &c.rel_spec, &c.aliases})
+      for (const PromptAnswer& p : *list) scored.insert(NormalizeAnswer(p.prompt));
+    for (const std::string& p : c.reworded) scored.insert(NormalizeAnswer(p));
+  }
+  for (QuestionChecks& c : checks)
+    for (const std::string& p : c.spare)
+      if (c.paraphrases.size() < kParaphrasesPerQuestion && !scored.count(NormalizeAnswer(p))) c.paraphrases.push_back(p);
+
+  // hint_unrelated: the `loc` of records that are neither edited nor scored, about subjects not edited.
+  std::vector<std::string> hint_pool;
+  {
+    std::set<std::string> seen;
+    for (size_t i = 0; i < recs.size(); ++i) {
+      const DatasetRecord& o = recs[i];
+      if (in_stream(i) || hard_loc_sources.count(i) || o.loc.empty()) continue;
+      if (!o.subject.empty() && edited_subjects.count(NormalizeAnswer(o.subject))) continue;
+      const std::string norm = NormalizeAnswer(o.loc);
+      if (!scored.count(norm) && seen.insert(norm).second) hint_pool.push_back(o.loc);
+    }
+  }
+  for (size_t q = 0; q < T; ++q) {
+    SplitMix64 rng = QuestionRng(seed, recs[first + q].index, kHintSalt);
+    checks[q].hint_unrelated = Draw(hint_pool, kHintsPerQuestion, rng);
+  }
+  return checks;
 }
 
 }  // namespace
@@ -157,6 +300,8 @@ absl::StatusOr<Dataset> ParseDataset(absl::string_view content, absl::string_vie
       if (auto p = what.find("parse error"); p != std::string::npos) what = what.substr(p);
       return absl::InvalidArgumentError(
           absl::StrCat(source, ":", LineOfByte(content, e.byte > 0 ? e.byte - 1 : 0), ": malformed JSON: ", what));
+    } catch (const json::exception& e) {  // e.g. out_of_range: a number too large for a double ("1e999")
+      return absl::InvalidArgumentError(absl::StrCat(source, ": malformed JSON: ", e.what()));
     }
   } else if (content[first] == '{') {  // JSON lines
     int line = 0;
@@ -259,7 +404,7 @@ absl::StatusOr<EditStream> BuildStream(const Dataset& dataset, const BuildOption
     std::set<std::string> excluded{NormalizeAnswer(r.target)};
     for (const std::string& t : r.true_answers) excluded.insert(NormalizeAnswer(t));
     // One generator per question, keyed by (seed, record index): a question's answers do not depend on T.
-    SplitMix64 rng(SplitMix64(options.seed ^ (0xD1B54A32D192ED03ULL * static_cast<uint64_t>(r.index + 1))).Next());
+    SplitMix64 rng = QuestionRng(options.seed, r.index, 0);
     const std::vector<size_t>* pools[3] = {nullptr, nullptr, &everything};
     if (auto it = by_relation.find({r.type, r.relation}); !r.relation.empty() && it != by_relation.end())
       pools[0] = &it->second;
@@ -284,6 +429,8 @@ absl::StatusOr<EditStream> BuildStream(const Dataset& dataset, const BuildOption
                                                         " distinct answers are available, --answers asks for ", P));
   }
 
+  const std::vector<QuestionChecks> checks =
+      ScopeChecks(dataset, static_cast<size_t>(options.offset), static_cast<size_t>(T), options.seed);
   EditStream stream;
   stream.name = options.name;
   int64_t step = 0;
@@ -300,6 +447,13 @@ absl::StatusOr<EditStream> BuildStream(const Dataset& dataset, const BuildOption
       e.loc_ans = r.loc_ans;
       e.subject = r.subject;
       e.final = (round == P - 1);
+      const QuestionChecks& c = checks[static_cast<size_t>(q)];
+      e.paraphrases = c.paraphrases;
+      e.hint_unrelated = c.hint_unrelated;
+      e.hard_loc = c.hard_loc;
+      e.reworded = c.reworded;
+      e.rel_spec = c.rel_spec;
+      e.aliases = c.aliases;
       stream.edits.push_back(std::move(e));
     }
   }

@@ -5,6 +5,19 @@
 // of the same answer type (answer_type.h), preferring the same relation (RelationKey), never one of the
 // record's true answers, never a duplicate. Edits are ordered in P rounds over the T questions, so a
 // question's answers are spread through the stream; the last round carries final = true.
+//
+// Each question also gets the scope checks of issue 14 (docs/streams.md, "Scope checks"), all seeded and
+// keyed by record index:
+//   hard_loc        up to kHardLocPerQuestion questions of other records with the same relation key, from
+//                   records outside the edited set whose subject is no edited record's subject;
+//   reworded        up to kRewordedPerQuestion form-changing rewordings (the record's own paraphrase list,
+//                   e.g. WikiCF generate_prompt, else the rules of rewording.h);
+//   paraphrases     up to kParaphrasesPerQuestion more items of the record's own paraphrase list (hints;
+//                   never from the rules, never one that is scored);
+//   rel_spec        up to kRelSpecPerQuestion locality.Relation_Specificity entries (KnowEdit records);
+//   aliases         up to kAliasesPerQuestion portability.Subject_Aliasing entries (KnowEdit records);
+//   hint_unrelated  kHintsPerQuestion `loc` prompt of a record that is neither edited nor a hard_loc source,
+//                   whose subject is not edited and which is not scored anywhere in the stream.
 // Pure functions (apart from reading the dataset file); thread-safe.
 #pragma once
 
@@ -28,6 +41,13 @@ enum class DatasetFormat {
 absl::StatusOr<DatasetFormat> ParseDatasetFormat(absl::string_view name);  // "auto", "zsre", "wikicf"/"knowedit"
 absl::string_view DatasetFormatName(DatasetFormat format);
 
+inline constexpr size_t kHardLocPerQuestion = 2;
+inline constexpr size_t kRewordedPerQuestion = 3;
+inline constexpr size_t kParaphrasesPerQuestion = 2;
+inline constexpr size_t kRelSpecPerQuestion = 4;
+inline constexpr size_t kAliasesPerQuestion = 4;
+inline constexpr size_t kHintsPerQuestion = 1;
+
 // One dataset record, reduced to what a stream needs.
 struct DatasetRecord {
   int64_t index = 0;                     // position in the file (0-based); becomes the stream's qid
@@ -40,6 +60,10 @@ struct DatasetRecord {
   std::string subject;
   AnswerType type = AnswerType::kOther;  // of `target`, given `question`
   std::string relation;                  // RelationKey(question, subject)
+  std::vector<PromptAnswer> rel_spec;    // locality.Relation_Specificity (prompt, first alias), KnowEdit only
+  std::vector<PromptAnswer> aliases;     // portability.Subject_Aliasing (prompt, first alias), KnowEdit only
+  std::vector<std::string> rewordings;   // UsableParaphrases(generate_prompt) when any, else RewordQuestion
+  bool rewordings_from_dataset = false;  // true: `rewordings` came from the record's own list
 };
 
 struct Dataset {

@@ -1,7 +1,9 @@
 // End to end: the real moke-server on the embedded model (127.0.0.1, port 0, read back from --port-file),
 // a 10-question x 3-answer ZsRE stream built by moke-bench, `moke-bench run`, then results.json checked
-// against per_edit.csv. Also: an unreachable server and a refused edit stop the run with the RPC status
-// and leave partial results; the load mode runs (bounded) and writes load.json.
+// against per_edit.csv and the stream, and one hard-locality prompt and one free answer re-measured
+// directly through the RPCs; a 3-question WikiCF stream for Relation_Specificity, aliases and paraphrase
+// hints. Also: an unreachable server and a refused edit stop the run with the RPC status and leave
+// partial results; the load mode runs (bounded) and writes load.json.
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -18,6 +20,7 @@
 
 #include "client/bench/bench_client.h"
 #include "client/bench/metrics.h"
+#include "client/bench/stream.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/testing/paths.h"
@@ -31,6 +34,7 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 constexpr char kZsre[] = "data/zsre/zsre_mend_eval_portability_gpt4.json";
+constexpr char kWikiGenerate[] = "data/wikicf/test_cf-generate-10.jsonl";
 
 // Starts argv with stdout+stderr appended to `log`; returns the pid (or -1).
 pid_t Spawn(const std::vector<std::string>& argv, const std::string& log) {
@@ -86,10 +90,12 @@ std::vector<std::map<std::string, std::string>> ReadCsv(const std::string& path)
   return rows;
 }
 
-// `moke-bench build-stream` of the first t ZsRE records x p answers into dir/name.jsonl.
-std::string BuildStreamIn(const std::string& dir, const std::string& name, int t, int p) {
+// `moke-bench build-stream` of the first t records x p answers of `dataset` (ZsRE by default) into
+// dir/name.jsonl.
+std::string BuildStreamIn(const std::string& dir, const std::string& name, int t, int p,
+                          const char* dataset = kZsre) {
   const std::string path = dir + "/" + name + ".jsonl";
-  const int rc = RunTool({MOKE_BENCH_BIN, "build-stream", "--dataset", ::moke::testing::SharedDir() + "/" + kZsre,
+  const int rc = RunTool({MOKE_BENCH_BIN, "build-stream", "--dataset", ::moke::testing::SharedDir() + "/" + dataset,
                           "--questions", std::to_string(t), "--answers", std::to_string(p), "--seed", "0", "--out",
                           path},
                          dir + "/build.log", 60);
@@ -159,10 +165,14 @@ class BenchE2eTest : public ::testing::Test {
   static std::string Server() { return "127.0.0.1:" + std::to_string(port_); }
   static std::string Dir() { return *dir_; }
 
-  static std::string BuildStream(const std::string& name, int t, int p) { return BuildStreamIn(Dir(), name, t, p); }
+  static std::string BuildStream(const std::string& name, int t, int p, const char* dataset = kZsre) {
+    return BuildStreamIn(Dir(), name, t, p, dataset);
+  }
 
   // Parts of the one server test (a server start costs seconds; ctest runs each TEST in its own process).
   static void CheckRun();
+  static void CheckScopeChecks(const std::string& stream_path, const json& results);
+  static void CheckWikiCf();
   static void CheckRefusedEdit();
   static void CheckLoad();
 
@@ -186,6 +196,8 @@ void BenchE2eTest::CheckRun() {
   ASSERT_EQ(rc, 0) << ReadFile(Dir() + "/run.log") << ReadFile(Dir() + "/server.log");
   const std::string stdout_text = ReadFile(Dir() + "/run.log");
   EXPECT_NE(stdout_text.find("| Rel. | Gen. | Loc. | Route | EM |"), std::string::npos) << stdout_text;
+  EXPECT_NE(stdout_text.find("| Hard loc. | (route, answer) | Rel. spec. | Gen. reworded |"), std::string::npos)
+      << stdout_text;
 
   const json r = json::parse(ReadFile(out + "/results.json"));
   EXPECT_TRUE(r["complete"].get<bool>());
@@ -204,6 +216,7 @@ void BenchE2eTest::CheckRun() {
   // per_edit.csv: one row per edit, in order, versions increasing, experts valid.
   const auto rows = ReadCsv(out + "/per_edit.csv");
   ASSERT_EQ(rows.size(), 30u);
+  EXPECT_TRUE(rows[0].count("subject") && rows[0].count("superseded_edit_id"));
   std::map<std::string, int> final_expert;
   std::vector<double> lat;
   uint64_t prev_version = 0;
@@ -239,6 +252,139 @@ void BenchE2eTest::CheckRun() {
   EXPECT_NEAR(r["metrics"]["rel"].get<double>(), rel / 10, 1e-9);
   EXPECT_NEAR(r["metrics"]["route_question"].get<double>(), routed_right / 10.0, 1e-9);
   if (!r["files"]["plot"].is_null()) EXPECT_TRUE(fs::exists(out + "/bench.png"));
+  // ZsRE's MEND file has neither Relation_Specificity nor aliases.
+  EXPECT_TRUE(r["metrics"]["rel_spec"].is_null());
+  EXPECT_TRUE(r["metrics"]["aliases"].is_null());
+  EXPECT_EQ(r["metrics"]["em_free_count"], 10);
+  ASSERT_NO_FATAL_FAILURE(CheckScopeChecks(stream, r));
+
+  // One case re-measured directly: the first hard-locality prompt, against the unedited model, and the
+  // first question's free answer (the server is deterministic: greedy, and no edit since the run).
+  ClientOptions copt;
+  copt.server = Server();
+  auto client = BenchClient::Create(copt);
+  ASSERT_TRUE(client.ok());
+  auto parsed = ReadStreamFile(stream);
+  ASSERT_TRUE(parsed.ok());
+  const auto questions = StreamQuestions(*parsed);
+  bool checked_hard_loc = false;
+  for (size_t i = 0; i < questions.size() && !checked_hard_loc; ++i) {
+    const StreamEdit& e = parsed->edits[questions[i].final_index];
+    if (e.hard_loc.empty()) continue;
+    moke::v1::ScoreRequest req;
+    req.set_prompt(e.hard_loc[0].prompt);
+    req.set_answer(e.hard_loc[0].answer);
+    req.set_original_model(true);
+    auto before = (*client)->Score(req);
+    req.set_original_model(false);
+    req.set_min_version(r["final_version"].get<uint64_t>());
+    auto now = (*client)->Score(req);
+    ASSERT_TRUE(before.ok() && now.ok());
+    const bool routed_original = !now->has_route() || now->route().expert() == -1;
+    const bool unchanged = std::equal(now->argmax_tokens().begin(), now->argmax_tokens().end(),
+                                      before->argmax_tokens().begin(), before->argmax_tokens().end());
+    const json& got = r["per_question"][i]["hard_loc"][0];
+    EXPECT_EQ(got["prompt"], e.hard_loc[0].prompt);
+    EXPECT_EQ(got["routed_original"].get<bool>(), routed_original) << e.hard_loc[0].prompt;
+    EXPECT_EQ(got["unchanged"].get<bool>(), unchanged) << e.hard_loc[0].prompt;
+    checked_hard_loc = true;
+  }
+  EXPECT_TRUE(checked_hard_loc);
+  moke::v1::AskRequest ask;
+  ask.set_question(parsed->edits[questions[0].final_index].question);
+  ask.set_min_version(r["final_version"].get<uint64_t>());
+  auto free = (*client)->Ask(ask);
+  ASSERT_TRUE(free.ok()) << free.status();
+  const json& q0 = r["per_question"][0];
+  EXPECT_EQ(q0["generated_free"].get<std::string>(), free->answer());
+  EXPECT_EQ(q0["em_free"].get<bool>(), ExactMatch(free->answer(), q0["answer"].get<std::string>()));
+  EXPECT_EQ(q0["stop_eos"].get<bool>(), free->stop_reason() == moke::v1::STOP_END_OF_ANSWER);
+}
+
+// The scope-check columns of a run agree with its stream (how many prompts) and with per_question.
+void BenchE2eTest::CheckScopeChecks(const std::string& stream_path, const json& r) {
+  auto stream = ReadStreamFile(stream_path);
+  ASSERT_TRUE(stream.ok()) << stream.status();
+  std::map<std::string, size_t> expected;  // prompts per check, over the questions' final edits
+  for (const StreamQuestion& q : StreamQuestions(*stream)) {
+    const StreamEdit& e = stream->edits[q.final_index];
+    expected["hard_loc"] += e.hard_loc.size();
+    expected["rel_spec"] += e.rel_spec.size();
+    expected["reworded"] += e.reworded.size();
+    expected["aliases"] += e.aliases.size();
+  }
+  const json& m = r["metrics"];
+  for (const char* k : {"hard_loc", "rel_spec", "reworded", "aliases"}) {
+    EXPECT_EQ(m[std::string(k) + "_count"].get<size_t>(), expected[k]) << k;
+    size_t per_question = 0;
+    for (const json& q : r["per_question"]) per_question += q[k].size();
+    EXPECT_EQ(per_question, expected[k]) << k;
+  }
+  const auto check_left_alone = [&](const std::string& k) {
+    if (expected[k] == 0) return;
+    double both = 0, route = 0, answer = 0;
+    for (const json& q : r["per_question"])
+      for (const json& c : q[k]) {
+        both += c["routed_original"].get<bool>() && c["unchanged"].get<bool>();
+        route += c["routed_original"].get<bool>();
+        answer += c["unchanged"].get<bool>();
+      }
+    const double n = static_cast<double>(expected[k]);
+    EXPECT_NEAR(m[k].get<double>(), both / n, 1e-9) << k;
+    EXPECT_NEAR(m[k + "_route"].get<double>(), route / n, 1e-9) << k;
+    EXPECT_NEAR(m[k + "_answer"].get<double>(), answer / n, 1e-9) << k;
+  };
+  check_left_alone("hard_loc");
+  check_left_alone("rel_spec");
+  const auto check_reach = [&](const std::string& k, const std::string& value, const std::string& route_key) {
+    if (expected[k] == 0) return;
+    double accuracy = 0, route = 0;
+    for (const json& q : r["per_question"])
+      for (const json& c : q[k]) {
+        EXPECT_TRUE(InUnit(c["accuracy"]));
+        accuracy += c["accuracy"].get<double>();
+        route += c["routed_expected"].get<bool>();
+      }
+    const double n = static_cast<double>(expected[k]);
+    EXPECT_NEAR(m[value].get<double>(), accuracy / n, 1e-9) << k;
+    EXPECT_NEAR(m[route_key].get<double>(), route / n, 1e-9) << k;
+  };
+  check_reach("reworded", "gen_reworded", "route_reworded");
+  check_reach("aliases", "aliases", "route_aliases");
+  for (const char* k : {"hard_loc", "hard_loc_route", "hard_loc_answer", "rel_spec", "rel_spec_route",
+                        "rel_spec_answer", "gen_reworded", "route_reworded", "aliases", "route_aliases"})
+    EXPECT_TRUE(m[k].is_null() || InUnit(m[k])) << k << " = " << m[k];
+  EXPECT_TRUE(InUnit(m["em_free"])) << m["em_free"];
+  EXPECT_TRUE(InUnit(m["stop_eos"])) << m["stop_eos"];
+  int em_free = 0;
+  for (const json& q : r["per_question"]) em_free += q["em_free"].get<bool>();
+  EXPECT_NEAR(m["em_free"].get<double>(), em_free / static_cast<double>(r["per_question"].size()), 1e-9);
+}
+
+void BenchE2eTest::CheckWikiCf() {
+  if (!::moke::testing::HaveShared(kWikiGenerate)) {  // the rest of the test still counts
+    std::cout << "WikiCF part skipped: no ../shared/" << kWikiGenerate << "\n";
+    return;
+  }
+  // Three WikiCF questions: Relation_Specificity, aliases, rewordings, and paraphrase hints sent with
+  // the subject (the server must accept them).
+  const std::string stream = BuildStream("wikicf-3x1", 3, 1, kWikiGenerate);
+  auto parsed = ReadStreamFile(stream);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  size_t paraphrases = 0;
+  for (const StreamEdit& e : parsed->edits) paraphrases += e.paraphrases.size();
+  EXPECT_GT(paraphrases, 0u);
+  const std::string out = Dir() + "/wikicf";
+  const int rc = RunTool({MOKE_BENCH_BIN, "run", "--server", Server(), "--stream", stream, "--out", out, "--no-plot",
+                          "--no-progress"},
+                         Dir() + "/wikicf.log", 600);
+  ASSERT_EQ(rc, 0) << ReadFile(Dir() + "/wikicf.log") << ReadFile(Dir() + "/server.log");
+  const json r = json::parse(ReadFile(out + "/results.json"));
+  EXPECT_TRUE(r["complete"].get<bool>());
+  EXPECT_GT(r["metrics"]["rel_spec_count"].get<int>(), 0);
+  EXPECT_GT(r["metrics"]["aliases_count"].get<int>(), 0);
+  EXPECT_EQ(r["metrics"]["em_free_count"], 3);
+  ASSERT_NO_FATAL_FAILURE(CheckScopeChecks(stream, r));
 }
 
 void BenchE2eTest::CheckRefusedEdit() {
@@ -293,6 +439,10 @@ TEST_F(BenchE2eTest, RunRefusedEditAndLoadAgainstTheRealServer) {
   {
     SCOPED_TRACE("run 10 x 3");
     ASSERT_NO_FATAL_FAILURE(CheckRun());
+  }
+  {
+    SCOPED_TRACE("WikiCF 3 x 1");
+    ASSERT_NO_FATAL_FAILURE(CheckWikiCf());
   }
   {
     SCOPED_TRACE("refused edit");

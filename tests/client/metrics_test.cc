@@ -1,6 +1,7 @@
 // Metric math on hand-made Score responses (no server).
 #include "client/bench/metrics.h"
 
+#include "client/bench/answer_type.h"
 #include "client/bench/bench_client.h"
 #include "client/bench/load.h"
 #include "gtest/gtest.h"
@@ -60,6 +61,66 @@ TEST(MetricsTest, SummarizesHandMadeEvaluations) {
   EXPECT_DOUBLE_EQ(s.route, (3.0 + 2.0) / (4 + 3));
 }
 
+TEST(MetricsTest, ExactMatchComparesUtf8ByteForByte) {
+  EXPECT_TRUE(ExactMatch(" Besançon.\n", "besançon"));          // ASCII case, spaces, end punctuation
+  EXPECT_TRUE(ExactMatch("Franche-Comté", "Franche-Comté"));
+  EXPECT_FALSE(ExactMatch("Besancon", "Besançon"));              // no accent folding
+  EXPECT_FALSE(ExactMatch("ÉMILE", "émile"));                    // case folding is ASCII only
+  EXPECT_TRUE(ExactMatch("\"🇸🇾\"", "🇸🇾"));                       // quotes stripped, emoji kept
+  EXPECT_FALSE(ExactMatch("Besan\xc3", "Besançon"));             // a cut UTF-8 sequence is not a match
+  EXPECT_EQ(NormalizeAnswer("  Nermin  Čeliković!  "), "nermin Čeliković");  // Č is not ASCII: kept
+}
+
+TEST(MetricsTest, LeftAloneNeedsTheOriginalRouteAndEveryToken) {
+  ScoreSample s;
+  s.argmax_tokens = {4, 5, 6};
+  s.route_expert = -1;
+  auto both = CheckLeftAlone(s, {4, 5, 6});
+  ASSERT_TRUE(both.ok());
+  EXPECT_TRUE(both->routed_original && both->unchanged);
+  s.route_expert = 2;  // captured by an expert that happens to give the same tokens
+  auto routed = CheckLeftAlone(s, {4, 5, 6});
+  EXPECT_FALSE(routed->routed_original);
+  EXPECT_TRUE(routed->unchanged);
+  s.route_expert = -1;
+  s.argmax_tokens = {4, 9, 6};  // one of three tokens changed: Loc. would be 2/3, the check fails
+  EXPECT_FALSE(CheckLeftAlone(s, {4, 5, 6})->unchanged);
+  EXPECT_FALSE(CheckLeftAlone(s, {4, 5}).ok());
+}
+
+TEST(MetricsTest, SummarizesScopeChecksOverPrompts) {
+  std::vector<QuestionEval> evals(3);
+  evals[0].hard_loc = {{true, true}, {false, true}};
+  evals[1].hard_loc = {{true, false}};
+  evals[0].rel_spec = {{true, true}};
+  evals[2].rel_spec = {{false, false}, {true, true}, {true, true}};
+  evals[0].reworded = {{1.0, true}, {0.5, false}};
+  evals[2].reworded = {{0.0, false}};
+  evals[1].aliases = {{0.25, true}};
+  evals[0].em_free = true;
+  evals[0].stop_eos = true;
+  evals[1].em_free = false;
+  evals[1].stop_eos = true;
+  evals[2].em_free = false;
+  evals[2].stop_eos = false;
+  const Summary s = Summarize(evals);
+  EXPECT_EQ(s.hard_loc.count, 3);
+  EXPECT_DOUBLE_EQ(*s.hard_loc.both, 1.0 / 3);  // only the first prompt is routed to -1 and unchanged
+  EXPECT_DOUBLE_EQ(*s.hard_loc.route, 2.0 / 3);
+  EXPECT_DOUBLE_EQ(*s.hard_loc.answer, 2.0 / 3);
+  EXPECT_EQ(s.rel_spec.count, 4);
+  EXPECT_DOUBLE_EQ(*s.rel_spec.both, 3.0 / 4);  // averaged over prompts, not questions (which gives 5/6)
+  EXPECT_EQ(s.reworded.count, 3);
+  EXPECT_DOUBLE_EQ(*s.reworded.accuracy, 1.5 / 3);
+  EXPECT_DOUBLE_EQ(*s.reworded.route, 1.0 / 3);
+  EXPECT_EQ(s.aliases.count, 1);
+  EXPECT_DOUBLE_EQ(*s.aliases.accuracy, 0.25);
+  EXPECT_DOUBLE_EQ(*s.aliases.route, 1.0);
+  EXPECT_EQ(s.em_free_count, 3);
+  EXPECT_DOUBLE_EQ(*s.em_free, 1.0 / 3);
+  EXPECT_DOUBLE_EQ(*s.stop_eos, 2.0 / 3);
+}
+
 TEST(MetricsTest, EmptySummaryIsZeroAndAbsent) {
   const Summary s = Summarize({});
   EXPECT_EQ(s.questions, 0);
@@ -68,6 +129,12 @@ TEST(MetricsTest, EmptySummaryIsZeroAndAbsent) {
   EXPECT_FALSE(s.em.has_value());
   EXPECT_FALSE(s.route_loc.has_value());
   EXPECT_FALSE(s.route_rephrase.has_value());
+  EXPECT_FALSE(s.hard_loc.both.has_value());
+  EXPECT_FALSE(s.rel_spec.route.has_value());
+  EXPECT_FALSE(s.reworded.accuracy.has_value());
+  EXPECT_FALSE(s.aliases.route.has_value());
+  EXPECT_FALSE(s.em_free.has_value());
+  EXPECT_FALSE(s.stop_eos.has_value());
 }
 
 TEST(MetricsTest, PercentileMatchesNumpyLinear) {

@@ -1,4 +1,5 @@
 // The stream builder on the shared ZsRE and WikiCF files (skipped when ../shared is absent).
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -15,6 +16,7 @@ namespace {
 constexpr char kZsre[] = "data/zsre/zsre_mend_eval_portability_gpt4.json";
 constexpr char kWikiTest[] = "data/wikicf/test_cf.json";
 constexpr char kWikiTrain[] = "data/wikicf/train_cf.json";
+constexpr char kWikiGenerate[] = "data/wikicf/test_cf-generate-10.jsonl";
 
 const Dataset& Zsre() {
   static const Dataset* ds = [] {
@@ -205,6 +207,108 @@ TEST(StreamBuilderTest, WikiCfTestAndTrain) {
   EXPECT_EQ(ds->records[0].loc, "The name of the mother of Leonardo DiCaprio is");
   EXPECT_EQ(ds->records[0].loc_ans, "Irmelin DiCaprio");
   EXPECT_EQ(ds->records[0].type, AnswerType::kPlace);
+}
+
+// The scope checks of a built stream against the dataset it came from: hard_loc only from records outside
+// the edited set, of the same relation, about subjects never edited; hints only from records that are
+// neither edited nor hard_loc sources. Returns the number of questions with hard_loc and with reworded.
+std::pair<int, int> CheckScope(const Dataset& ds, const EditStream& s, size_t T) {
+  std::map<std::string, std::vector<size_t>> by_question, by_loc;
+  for (size_t i = 0; i < ds.records.size(); ++i) {
+    by_question[ds.records[i].question].push_back(i);
+    by_loc[ds.records[i].loc].push_back(i);
+  }
+  std::set<std::string> edited_subjects;
+  for (size_t i = 0; i < T; ++i) edited_subjects.insert(NormalizeAnswer(ds.records[i].subject));
+  std::set<size_t> sources;
+  int with_hard_loc = 0, with_reworded = 0;
+  for (const StreamQuestion& q : StreamQuestions(s)) {
+    const StreamEdit& e = s.edits[q.final_index];
+    const DatasetRecord& r = ds.records[std::stoul(e.qid)];
+    with_hard_loc += !e.hard_loc.empty();
+    with_reworded += !e.reworded.empty();
+    EXPECT_LE(e.hard_loc.size(), kHardLocPerQuestion);
+    EXPECT_LE(e.reworded.size(), kRewordedPerQuestion);
+    for (const PromptAnswer& h : e.hard_loc) {
+      // Some record outside the stream, of the same relation, asks it, with that true answer; no record
+      // asking it is about an edited subject.
+      bool found = false;
+      for (size_t i : by_question[h.prompt]) {
+        const DatasetRecord& o = ds.records[i];
+        EXPECT_FALSE(edited_subjects.count(NormalizeAnswer(o.subject))) << h.prompt;
+        if (i >= T && o.relation == r.relation && o.true_answers[0] == h.answer) {
+          found = true;
+          sources.insert(i);
+        }
+      }
+      EXPECT_TRUE(found) << "qid " << e.qid << ": " << h.prompt;
+    }
+  }
+  for (const StreamEdit& e : s.edits) {
+    for (const std::string& h : e.hint_unrelated) {
+      EXPECT_TRUE(by_loc.count(h)) << h;
+      bool allowed = false;
+      for (size_t i : by_loc[h]) allowed |= i >= T && !sources.count(i);
+      EXPECT_TRUE(allowed) << h;
+    }
+  }
+  return {with_hard_loc, with_reworded};
+}
+
+TEST(StreamBuilderTest, ZsreScopeChecks) {
+  MOKE_REQUIRE_SHARED(kZsre);
+  BuildOptions opt;
+  opt.questions = 100;
+  auto s = BuildStream(Zsre(), opt);
+  ASSERT_TRUE(s.ok()) << s.status();
+  const auto [with_hard_loc, with_reworded] = CheckScope(Zsre(), *s, 100);
+  // Measured on the shared file (docs/streams.md): 73 of the first 100 questions share their template
+  // with a record outside them; the rules reword 62.
+  EXPECT_EQ(with_hard_loc, 73);
+  EXPECT_EQ(with_reworded, 62);
+  for (const StreamEdit& e : s->edits) {
+    EXPECT_TRUE(e.paraphrases.empty());  // ZsRE has nothing to send but the scored rephrase
+    EXPECT_EQ(e.hint_unrelated.size(), 1u);
+    EXPECT_TRUE(e.rel_spec.empty() && e.aliases.empty());  // the MEND file has neither
+  }
+}
+
+TEST(StreamBuilderTest, WikiCfScopeChecksFromGenerate10) {
+  MOKE_REQUIRE_SHARED(kWikiGenerate);
+  auto ds = LoadDataset(::moke::testing::SharedDir() + "/" + kWikiGenerate, DatasetFormat::kAuto);
+  ASSERT_TRUE(ds.ok()) << ds.status();
+  ASSERT_EQ(ds->records.size(), 885u);
+  BuildOptions opt;
+  opt.questions = 25;
+  opt.answers = 4;
+  opt.seed = 1;
+  auto s = BuildStream(*ds, opt);
+  ASSERT_TRUE(s.ok()) << s.status();
+  const auto [with_hard_loc, with_reworded] = CheckScope(*ds, *s, 25);
+  EXPECT_EQ(with_hard_loc, 25);
+  EXPECT_EQ(with_reworded, 25);
+  for (const StreamQuestion& q : StreamQuestions(*s)) {
+    const StreamEdit& e = s->edits[q.final_index];
+    const DatasetRecord& r = ds->records[std::stoul(e.qid)];
+    if (r.rewordings_from_dataset) {  // rewordings and paraphrase hints: disjoint parts of generate_prompt
+      const std::set<std::string> own(r.rewordings.begin(), r.rewordings.end());
+      for (const std::string& p : e.reworded) EXPECT_TRUE(own.count(p)) << p;
+      for (const std::string& p : e.paraphrases) {
+        EXPECT_TRUE(own.count(p)) << p;
+        EXPECT_EQ(std::count(e.reworded.begin(), e.reworded.end(), p), 0) << p;
+      }
+    }
+    // aliases and rel_spec: the record's own entries, in order (rel_spec may skip an edited question).
+    ASSERT_LE(e.aliases.size(), r.aliases.size());
+    for (size_t k = 0; k < e.aliases.size(); ++k) EXPECT_EQ(e.aliases[k], r.aliases[k]);
+    for (const PromptAnswer& p : e.rel_spec)
+      EXPECT_NE(std::find(r.rel_spec.begin(), r.rel_spec.end(), p), r.rel_spec.end()) << p.prompt;
+  }
+  // Record 0 (DiCaprio): generate_prompt's ten items are usable.
+  EXPECT_EQ(ds->records[0].rewordings.size(), 10u);
+  EXPECT_EQ(ds->records[0].rewordings[1], "Leonardo DiCaprio holds a passport from which country?");
+  EXPECT_EQ(ds->records[0].aliases[0], (PromptAnswer{"The name of the country of citizenship of Di Caprio is", "Syria"}));
+  EXPECT_EQ(ds->records[0].rel_spec[2], (PromptAnswer{"The gender of Leonardo DiCaprio is", "male"}));
 }
 
 TEST(StreamBuilderTest, WrongFormatAndTooManyQuestionsStop) {

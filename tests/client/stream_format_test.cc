@@ -13,8 +13,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::string Line(int step, const std::string& qid, const std::string& answer, bool final,
-                 const std::string& question = "Who wrote X?") {
+StreamEdit Edit(int step, const std::string& qid, const std::string& answer, bool final,
+               const std::string& question = "Who wrote X?") {
   StreamEdit e;
   e.step = step;
   e.qid = qid;
@@ -25,7 +25,12 @@ std::string Line(int step, const std::string& qid, const std::string& answer, bo
   e.loc_ans = "Z";
   e.subject = "X";
   e.final = final;
-  return SerializeStreamEdit(e) + "\n";
+  return e;
+}
+
+std::string Line(int step, const std::string& qid, const std::string& answer, bool final,
+                 const std::string& question = "Who wrote X?") {
+  return SerializeStreamEdit(Edit(step, qid, answer, final, question)) + "\n";
 }
 
 TEST(StreamFormatTest, ParsesAValidStream) {
@@ -80,6 +85,7 @@ TEST(StreamFormatTest, RejectsBadLinesWithLineNumbers) {
                       "\"subject\":\"\",\"final\":true}\n",
        "bad.jsonl:3: missing field \"answer\""},
       {"{\"qid\":1}\n", "bad.jsonl:1: missing field \"step\""},
+      {good1 + "{\"step\":1e999}\n", "bad.jsonl:2: malformed JSON"},  // out of range for a double: no throw
       {"{\"step\":0,\"qid\":1}\n", "bad.jsonl:1: field \"step\" must be an integer >= 1"},
       {"{\"step\":1,\"qid\":-3}\n", "bad.jsonl:1: field \"qid\""},
       {"{\"step\":1,\"qid\":1,\"question\":5}\n", "bad.jsonl:1: field \"question\" must be a string"},
@@ -103,6 +109,117 @@ TEST(StreamFormatTest, RejectsBadLinesWithLineNumbers) {
     EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_THAT(std::string(s.status().message()), HasSubstr(c.expect)) << c.text;
   }
+}
+
+// An edit with every optional field set (UTF-8 included).
+StreamEdit FullEdit(int step, const std::string& qid, bool final) {
+  StreamEdit e = Edit(step, qid, "Besançon", final, "Who is the mother of Ann?");
+  e.rephrase = "Ann's mother is whom?";
+  e.subject = "Ann";
+  e.paraphrases = {"Name Ann's mother.", "Ann was born to whom?"};
+  e.hint_unrelated = {"nq question: who wrote z"};
+  e.hard_loc = {{"Who is the mother of Bob?", "Cleo"}, {"Who is the mother of Dan?", "Émile"}};
+  e.reworded = {"The mother of Ann is", "Ann's mother is"};
+  e.rel_spec = {{"The father of Ann is", "Carl"}};
+  e.aliases = {{"Who is the mother of Annie?", "Besançon"}};
+  return e;
+}
+
+TEST(StreamFormatTest, OptionalFieldsRoundTrip) {
+  const StreamEdit e = FullEdit(3, "q-1", true);
+  const std::string line = SerializeStreamEdit(e);
+  EXPECT_THAT(line, HasSubstr(R"("subject":"Ann","paraphrases":["Name Ann's mother.","Ann was born to whom?"],)"
+                              R"("hint_unrelated":["nq question: who wrote z"],"hard_loc":[{"prompt":)"));
+  EXPECT_THAT(line, HasSubstr(R"("aliases":[{"prompt":"Who is the mother of Annie?","answer":"Besançon"}],"final":true})"));
+  auto s = ParseStream(line, "x");
+  ASSERT_TRUE(s.ok()) << s.status();
+  const StreamEdit& back = s->edits[0];
+  EXPECT_EQ(back.paraphrases, e.paraphrases);
+  EXPECT_EQ(back.hint_unrelated, e.hint_unrelated);
+  EXPECT_EQ(back.hard_loc, e.hard_loc);
+  EXPECT_EQ(back.reworded, e.reworded);
+  EXPECT_EQ(back.rel_spec, e.rel_spec);
+  EXPECT_EQ(back.aliases, e.aliases);
+  EXPECT_EQ(back.answer, "Besançon");
+  EXPECT_EQ(SerializeStreamEdit(back), line);
+}
+
+TEST(StreamFormatTest, NineFieldStreamsAreWrittenAndReadAsBefore) {
+  // Without optional fields the line is the nine-field form, byte for byte.
+  EXPECT_EQ(Line(1, "0", "A", true),
+            R"({"step":1,"qid":0,"question":"Who wrote X?","answer":"A","rephrase":"X was written by whom?",)"
+            R"("loc":"nq question: who sang y","loc_ans":"Z","subject":"X","final":true})"
+            "\n");
+  auto s = ParseStream(Line(1, "0", "A", true), "old.jsonl");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_TRUE(s->edits[0].hard_loc.empty() && s->edits[0].hint_unrelated.empty() && s->edits[0].reworded.empty());
+}
+
+TEST(StreamFormatTest, HintsMayDifferBetweenEditsButScoredPromptsMayNot) {
+  StreamEdit a = FullEdit(1, "0", false), b = FullEdit(2, "0", true);
+  b.answer = "Other";
+  b.paraphrases = {"Tell me Ann's mother."};
+  b.hint_unrelated.clear();
+  auto ok = ParseStream(SerializeStreamEdit(a) + "\n" + SerializeStreamEdit(b), "s.jsonl");
+  EXPECT_TRUE(ok.ok()) << ok.status();
+  b.reworded = {"The mother of Ann is"};
+  auto bad = ParseStream(SerializeStreamEdit(a) + "\n" + SerializeStreamEdit(b), "s.jsonl");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("s.jsonl:2: qid 0: \"reworded\" differs"));
+}
+
+TEST(StreamFormatTest, RejectsHintsThatAreScoredAnywhere) {
+  // A hint equal (up to case, spacing and end punctuation) to a scored prompt of this or another question.
+  struct Case {
+    void (*mutate)(StreamEdit* first, StreamEdit* second);
+    std::string expect;
+  };
+  const std::vector<Case> cases = {
+      {[](StreamEdit* a, StreamEdit*) { a->hint_unrelated = {"nq question: who sang Y?"}; },
+       "s.jsonl:1: \"hint_unrelated\" prompt \"nq question: who sang Y?\" is also scored (\"loc\" of qid 0, line 1)"},
+      {[](StreamEdit*, StreamEdit* b) { b->hint_unrelated = {"who is the mother of  bob"}; },
+       "s.jsonl:2: \"hint_unrelated\" prompt \"who is the mother of  bob\" is also scored (\"hard_loc\" of qid 0"},
+      {[](StreamEdit*, StreamEdit* b) { b->paraphrases = {"Ann's mother is whom?"}; },
+       "(\"rephrase\" of qid 0, line 1)"},
+      {[](StreamEdit* a, StreamEdit*) { a->paraphrases = {"Ann's mother is"}; }, "(\"reworded\" of qid 0"},
+      {[](StreamEdit* a, StreamEdit*) { a->hint_unrelated = {"The father of Ann is"}; }, "(\"rel_spec\" of qid 0"},
+      {[](StreamEdit* a, StreamEdit*) { a->paraphrases = {"Who is the mother of Annie?"}; }, "(\"aliases\" of qid 0"},
+      {[](StreamEdit* a, StreamEdit*) { a->hint_unrelated = {"What is B?"}; }, "(\"question\" of qid 1, line 2)"},
+  };
+  for (const Case& c : cases) {
+    StreamEdit a = FullEdit(1, "0", true);
+    StreamEdit b = Edit(2, "1", "C", true, "What is B?");
+    c.mutate(&a, &b);
+    auto s = ParseStream(SerializeStreamEdit(a) + "\n" + SerializeStreamEdit(b), "s.jsonl");
+    ASSERT_FALSE(s.ok()) << c.expect;
+    EXPECT_THAT(std::string(s.status().message()), HasSubstr(c.expect));
+    EXPECT_THAT(std::string(s.status().message()), HasSubstr("hints and scored prompts must be disjoint"));
+  }
+}
+
+TEST(StreamFormatTest, RejectsMalformedOptionalFields) {
+  const std::string head = R"({"step":1,"qid":0,"question":"q","answer":"a","rephrase":"","loc":"","loc_ans":"","subject":"",)";
+  const std::vector<BadCase> cases = {
+      {head + R"("hard_loc":"x","final":true})", "o.jsonl:1: field \"hard_loc\" must be a list of {\"prompt\", \"answer\"}"},
+      {head + R"("hard_loc":[{"prompt":"p"}],"final":true})", "field \"hard_loc\"[0] needs a non-empty string \"answer\""},
+      {head + R"("rel_spec":[{"prompt":"","answer":"a"}],"final":true})", "field \"rel_spec\"[0] needs a non-empty string \"prompt\""},
+      {head + R"("aliases":["p"],"final":true})", "field \"aliases\"[0] needs a non-empty string \"prompt\""},
+      {head + R"("reworded":["ok",""],"final":true})", "field \"reworded\"[1] must be a non-empty string"},
+      {head + R"("paraphrases":"p","final":true})", "field \"paraphrases\" must be a list of strings"},
+      {head + R"("hint_unrelated":[3],"final":true})", "field \"hint_unrelated\"[0] must be a non-empty string"},
+  };
+  for (const BadCase& c : cases) {
+    auto s = ParseStream(c.text, "o.jsonl");
+    ASSERT_FALSE(s.ok()) << c.text;
+    EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(s.status().message()), HasSubstr(c.expect)) << c.text;
+  }
+  StreamEdit e = FullEdit(1, "0", true);
+  e.paraphrases.assign(kMaxParaphrases + 1, "x");
+  for (size_t i = 0; i < e.paraphrases.size(); ++i) e.paraphrases[i] += std::to_string(i);
+  auto many = ParseStream(SerializeStreamEdit(e), "o.jsonl");
+  ASSERT_FALSE(many.ok());
+  EXPECT_THAT(std::string(many.status().message()), HasSubstr("o.jsonl:1: \"paraphrases\" has 17 entries; EditFact takes at most 16"));
 }
 
 TEST(StreamFormatTest, MissingFileIsNotFound) {
@@ -147,6 +264,10 @@ TEST(DatasetParseTest, DetectsFormatsAndReportsErrors) {
                             "l.jsonl", DatasetFormat::kAuto);
   ASSERT_FALSE(lines.ok());
   EXPECT_THAT(std::string(lines.status().message()), HasSubstr("l.jsonl:2: malformed JSON"));
+
+  auto overflow = ParseDataset("[{\"src\": 1e999}]", "o.json", DatasetFormat::kAuto);
+  ASSERT_FALSE(overflow.ok());
+  EXPECT_THAT(std::string(overflow.status().message()), HasSubstr("o.json: malformed JSON"));
 
   EXPECT_FALSE(ParseDatasetFormat("csv").ok());
 }

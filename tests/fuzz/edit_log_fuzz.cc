@@ -80,6 +80,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 }
 
 #ifdef MOKE_FUZZ_REPLAY
+#include "tests/fuzz/fuzz_replay.h"
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -87,16 +88,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
 namespace {
 
-struct Rng {  // xorshift64*, fixed seed: every run feeds the same inputs
-  uint64_t s;
-  uint64_t Next() {
-    s ^= s >> 12;
-    s ^= s << 25;
-    s ^= s >> 27;
-    return s * 2685821657736338717ull;
-  }
-  size_t Below(size_t n) { return n == 0 ? 0 : static_cast<size_t>(Next() % n); }
-};
+using Rng = moke::fuzz::Rng;  // xorshift64*, fixed seed: every run feeds the same inputs
 
 std::vector<std::string> BuiltInSeeds() {
   using namespace moke::storage;
@@ -139,39 +131,6 @@ std::vector<std::string> BuiltInSeeds() {
   return seeds;
 }
 
-std::string Mutate(const std::string& in, Rng& rng) {
-  std::string s = in;
-  switch (rng.Below(6)) {
-    case 0:  // bit flips
-      for (int k = 1 + static_cast<int>(rng.Below(3)); k > 0 && !s.empty(); --k) s[rng.Below(s.size())] ^= 1 << rng.Below(8);
-      break;
-    case 1:  // truncate
-      s.resize(rng.Below(s.size() + 1));
-      break;
-    case 2: {  // boundary value into a 4-byte field
-      if (s.size() < 4) break;
-      const uint32_t vals[] = {0, 1, 0x7FFFFFFF, 0xFFFFFFFF, 16u << 20, (16u << 20) + 1, 0x524C4B4D};
-      const uint32_t v = vals[rng.Below(7)];
-      const size_t at = rng.Below(s.size() - 3);
-      for (int i = 0; i < 4; ++i) s[at + i] = static_cast<char>(v >> (8 * i));
-      break;
-    }
-    case 3: {  // splice a chunk of itself elsewhere
-      const size_t a = rng.Below(s.size() + 1), n = rng.Below(s.size() - a + 1);
-      s.insert(rng.Below(s.size() + 1), in.substr(a, n));
-      break;
-    }
-    case 4:  // append garbage
-      for (int k = static_cast<int>(rng.Below(40)); k > 0; --k) s.push_back(static_cast<char>(rng.Next()));
-      break;
-    default: {  // delete a range
-      const size_t a = rng.Below(s.size() + 1);
-      s.erase(a, rng.Below(s.size() - a + 1));
-    }
-  }
-  return s;
-}
-
 }  // namespace
 
 // edit_log_fuzz_replay [--mutations N] [--write-seeds DIR] [CORPUS_DIR...]
@@ -203,7 +162,7 @@ int main(int argc, char** argv) {
     ++total;
     std::string cur = seed;
     for (int m = 0; m < mutations; ++m) {
-      cur = rng.Below(4) == 0 ? Mutate(seed, rng) : Mutate(cur, rng);
+      cur = moke::fuzz::MutateBytes(rng.Below(4) == 0 ? seed : cur, inputs, rng);
       if (cur.size() > (1 << 16)) cur = seed;
       accepted += ParseAndCheck(reinterpret_cast<const uint8_t*>(cur.data()), cur.size());
       ++total;

@@ -76,6 +76,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 }
 
 #ifdef MOKE_FUZZ_REPLAY
+#include "tests/fuzz/fuzz_replay.h"
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
@@ -84,17 +85,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
 namespace {
 
-// xorshift64*: a fixed seed makes every run feed the same inputs.
-struct Rng {
-  uint64_t s;
-  uint64_t Next() {
-    s ^= s >> 12;
-    s ^= s << 25;
-    s ^= s >> 27;
-    return s * 2685821657736338717ull;
-  }
-  size_t Below(size_t n) { return n == 0 ? 0 : static_cast<size_t>(Next() % n); }
-};
+using Rng = moke::fuzz::Rng;  // xorshift64*, fixed seed: every run feeds the same inputs
 
 const char* const kNumbers[] = {"0",
                                 "1",
