@@ -9,7 +9,10 @@ namespace moke {
 
 at::Tensor DeltaScores(const at::Tensor& a, const at::Tensor& taus, const at::Tensor& token_mask) {
   // [B, T, F] x [K, D, F] -> [B, K, T, D]
-  at::Tensor out = at::einsum("btf,kdf->bktd", {a.to(taus.scalar_type()), taus});
+  return DeltaOfOutputs(at::einsum("btf,kdf->bktd", {a.to(taus.scalar_type()), taus}), token_mask);
+}
+
+at::Tensor DeltaOfOutputs(const at::Tensor& out, const at::Tensor& token_mask) {
   at::Tensor norms = out.pow(2).sum(-1).clamp_min(1e-20).sqrt();  // [B, K, T]
   at::Tensor m = token_mask.to(norms.scalar_type()).unsqueeze(1);   // [B, 1, T]
   return (norms * m).sum(-1) / m.sum(-1).clamp_min(1.0);             // [B, K]
