@@ -290,19 +290,17 @@ at::Tensor LlamaModel::AttentionHeads(const at::Tensor& h, int64_t layer, KvCach
     cache->k[layer] = k;
     cache->v[layer] = v;
   }
-  const int64_t S = k.size(2);
-  if (H != KV) {
-    // Head h reads kv head h / (H / KV): each kv head repeated H / KV times (one copy, no index tensor).
-    k = k.unsqueeze(2).expand({B, KV, H / KV, S, hd}).reshape({B, H, S, hd});
-    v = v.unsqueeze(2).expand({B, KV, H / KV, S, hd}).reshape({B, H, S, hd});
-  }
-  at::Tensor scores = at::matmul(q, k.transpose(-2, -1)).to(at::kFloat) / std::sqrt(static_cast<double>(hd));  // [B,H,T,S]
+  const int64_t S = k.size(2), G = H / KV;
+  // Grouped-query attention: the G query heads that read one kv head are one [G * T, hd] matrix (head h
+  // reads kv head h / G), so the products run per kv head: [B, KV, G * T, S].
+  at::Tensor scores = at::matmul(q.reshape({B, KV, G * T, hd}), k.transpose(-2, -1)).view({B, H, T, S}).to(at::kFloat) /
+                      std::sqrt(static_cast<double>(hd));
   if (T > 1) {
     at::Tensor mask = at::ones({T, S}, at::TensorOptions().dtype(at::kBool).device(h.device())).triu(S - T + 1);
     scores = scores.masked_fill(mask, -std::numeric_limits<float>::infinity());
   }
   at::Tensor probs = scores.softmax(-1).to(h.scalar_type());
-  return at::matmul(probs, v).transpose(1, 2).reshape({B, T, H * hd});  // [B, T, H * hd]
+  return at::matmul(probs.view({B, KV, G * T, S}), v).view({B, H, T, hd}).transpose(1, 2).reshape({B, T, H * hd});
 }
 
 at::Tensor LlamaModel::MlpInput(const at::Tensor& h_mid, int64_t layer) const {
