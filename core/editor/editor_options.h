@@ -69,7 +69,7 @@ struct EditorOptions {
   double threshold_factor = 0.88;      // gate: beta' = factor x min in-scope Delta seen in training
   int router_steps = 20;
   double router_lr = 1e-2;
-  bool use_emr = true;                 // serve and store EMR-merged experts
+  bool use_emr = true;                 // serve EMR merges of groups with overlapping masks (disjoint: exact)
   // Beyond the paper (issue 9), the default. {"profile": "paper"} in the config file gives the paper's
   // behaviour: retention 0, scope_gate threshold, margin_loss and memory_loss on.
   int retention = 16;                  // earlier edits of the same expert rehearsed per edit (bounded)

@@ -103,25 +103,4 @@ EmrExperts EmrMerge(const at::Tensor& taus) {
   return e;
 }
 
-std::vector<uint8_t> PackBits(const at::Tensor& mask) {
-  at::Tensor flat = mask.to(at::kBool).contiguous().view({-1}).cpu();
-  const int64_t n = flat.numel();
-  std::vector<uint8_t> bits((n + 7) / 8, 0);
-  const bool* p = flat.data_ptr<bool>();
-  for (int64_t i = 0; i < n; ++i) {
-    if (p[i]) bits[i >> 3] |= static_cast<uint8_t>(1u << (i & 7));
-  }
-  return bits;
-}
-
-at::Tensor UnpackBits(const std::vector<uint8_t>& bits, at::IntArrayRef shape) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  TORCH_CHECK(static_cast<int64_t>(bits.size()) * 8 >= n, "bit buffer too short");
-  at::Tensor out = at::zeros({n}, at::kBool);
-  bool* p = out.data_ptr<bool>();
-  for (int64_t i = 0; i < n; ++i) p[i] = (bits[i >> 3] >> (i & 7)) & 1;
-  return out.view(shape);
-}
-
 }  // namespace moke

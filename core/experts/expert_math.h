@@ -52,8 +52,4 @@ struct EmrExperts {
 };
 EmrExperts EmrMerge(const at::Tensor& taus);
 
-// Bit-packing of bool masks for storage (1 bit per entry).
-std::vector<uint8_t> PackBits(const at::Tensor& mask);
-at::Tensor UnpackBits(const std::vector<uint8_t>& bits, at::IntArrayRef shape);
-
 }  // namespace moke
