@@ -52,9 +52,10 @@ at::Tensor ExpertBank::MaskOf(int k) const {
 }
 
 std::vector<double> ExpertBank::DeltasOf(const at::Tensor& a, const at::Tensor& token_mask) const {
-  std::vector<double> out;
-  for (const auto& t : taus_) out.push_back(DeltaScores(a, t.Dense().unsqueeze(0), token_mask).mean().item<double>());
-  return out;
+  std::vector<at::Tensor> d;
+  for (const auto& t : taus_) d.push_back(DeltaScores(a, t.Dense().unsqueeze(0), token_mask).mean());
+  const at::Tensor all = at::stack(d).to(at::kDouble).cpu();  // one read from the device
+  return std::vector<double>(all.data_ptr<double>(), all.data_ptr<double>() + all.numel());
 }
 
 void ExpertBank::Store(int k, const at::Tensor& tau, const at::Tensor& mask, double in_scope_delta) {

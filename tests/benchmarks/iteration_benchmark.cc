@@ -9,8 +9,9 @@
 //   iteration_benchmark --shape llama2-cpu --iterations 8 --repeats 3     # writes the checkpoint to a temp dir
 //
 // Time per iteration = (time of N iterations - time of 1) / (N - 1): the once-per-edit work (the frozen
-// prefix, the batch) cancels. Bound = FLOPs / rate, rate = one thread's sgemm rate on a 1024^3 product
-// (the machine's BLAS limit) and, for reference, on the iteration's largest product. --threads 1 by default.
+// prefix, the batch) cancels. Bound = FLOPs / rate, rate = the BLAS rate on a 1024^3 product in the
+// model's dtype (8192^3 on a GPU): the machine's limit; for reference also on the iteration's largest
+// product (the head). --threads 1 by default (one core's limit on CPU).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <time.h>
@@ -138,10 +139,10 @@ IterationFlops CountFlops(const ModelConfig& c, int64_t layer, int64_t B, int64_
   return f;
 }
 
-// Seconds for one fp32 product [m, k] x [k, n] (median of a few after a warm-up).
-double GemmSeconds(int64_t m, int64_t k, int64_t n, c10::Device device) {
+// Seconds for one product [m, k] x [k, n] in `dtype` (median of a few after a warm-up).
+double GemmSeconds(int64_t m, int64_t k, int64_t n, c10::Device device, c10::ScalarType dtype) {
   at::NoGradGuard ng;
-  at::Tensor a = at::randn({m, k}, at::TensorOptions().device(device)), b = at::randn({k, n}, a.options());
+  at::Tensor a = at::randn({m, k}, at::TensorOptions().device(device).dtype(dtype)), b = at::randn({k, n}, a.options());
   std::vector<double> t;
   for (int r = 0; r < 6; ++r) {
     const double t0 = Now();
@@ -245,14 +246,16 @@ int main(int argc, char** argv) {
     return std::pair<double, double>{Now() - w0, ThreadCpu() - c0};
   };
   train(2);  // warm-up
+  const int64_t sq = model->device().is_cpu() ? 1024 : 8192;  // a product that reaches the BLAS's peak
   std::vector<double> wall, cpu, square_rate, head_rate;
   for (int r = 0; r < f.repeats; ++r) {
     const auto [wn, cn] = train(f.iterations);
     const auto [w1, c1] = train(1);
     wall.push_back((wn - w1) / (f.iterations - 1));
     cpu.push_back((cn - c1) / (f.iterations - 1));
-    square_rate.push_back(2.0 * 1024 * 1024 * 1024 / GemmSeconds(1024, 1024, 1024, model->device()));
-    head_rate.push_back(2.0 * A * c.hidden_size * c.vocab_size / GemmSeconds(A, c.hidden_size, c.vocab_size, model->device()));
+    square_rate.push_back(2.0 * sq * sq * sq / GemmSeconds(sq, sq, sq, model->device(), model->dtype()));
+    head_rate.push_back(2.0 * A * c.hidden_size * c.vocab_size /
+                        GemmSeconds(A, c.hidden_size, c.vocab_size, model->device(), model->dtype()));
   }
   const double it_s = Median(wall), it_cpu = Median(cpu), rate = Median(square_rate), hrate = Median(head_rate);
   const double bound = flops.total() / rate;
@@ -262,9 +265,9 @@ int main(int argc, char** argv) {
               f.device.c_str(), f.threads);
   std::printf("edit: %lld rows x %lld positions, %lld answer positions; margin loss %s, memory loss %s\n", (long long)B,
               (long long)T, (long long)A, opt.margin_loss ? "on" : "off", p.replay ? "on" : "off");
-  std::printf("| per iteration (wall) | CPU | GFLOP (fwd + bwd) | BLAS GFLOP/s (1024^3) | bound | time / bound | "
+  std::printf("| per iteration (wall) | CPU | GFLOP (fwd + bwd) | BLAS GFLOP/s (%lld^3, %s) | bound | time / bound | "
               "BLAS GFLOP/s (head %lldx%lldx%lld) |\n|---|---|---|---|---|---|---|\n",
-              (long long)A, (long long)c.hidden_size, (long long)c.vocab_size);
+              (long long)sq, c10::toString(model->dtype()), (long long)A, (long long)c.hidden_size, (long long)c.vocab_size);
   std::printf("| %.2f ms | %.2f ms | %.3f (%.3f + %.3f) | %.1f | %.2f ms | %.2fx | %.1f |\n", it_s * 1e3, it_cpu * 1e3,
               flops.total() / 1e9, flops.forward / 1e9, flops.backward / 1e9, rate / 1e9, bound * 1e3, it_s / bound,
               hrate / 1e9);
