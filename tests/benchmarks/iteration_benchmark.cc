@@ -278,7 +278,7 @@ int main(int argc, char** argv) {
   if (!f.json.empty()) {
     nlohmann::json j = {{"model", f.shape.empty() ? model_dir : f.shape}, {"layer", layer}, {"rows", B},
                         {"positions", T}, {"answer_positions", A}, {"iteration_s", it_s}, {"iteration_cpu_s", it_cpu},
-                        {"iteration_s_all", wall}, {"flops", flops.total()}, {"flops_forward", flops.forward},
+                        {"iteration_s_all", wall}, {"iteration_cpu_s_all", cpu}, {"flops", flops.total()}, {"flops_forward", flops.forward},
                         {"blas_flops_per_s", rate}, {"head_blas_flops_per_s", hrate}, {"bound_s", bound},
                         {"ratio", it_s / bound}, {"settings", f.settings}, {"loadavg", load}};
     std::ofstream(f.json) << j.dump(2) << "\n";
