@@ -15,13 +15,11 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
@@ -35,12 +33,11 @@
 #include "core/experts/expert_math.h"
 #include "core/model/llama_model.h"
 #include "nlohmann/json.hpp"
-#include "tools/make_checkpoint/checkpoint_maker.h"
+#include "tests/benchmarks/bench_checkpoint.h"
 
 namespace moke {
 namespace {
 
-namespace fs = std::filesystem;
 
 [[noreturn]] void Die(const std::string& msg) {
   std::fprintf(stderr, "iteration_benchmark: %s\n", msg.c_str());
@@ -163,25 +160,9 @@ int main(int argc, char** argv) {
   const Flags f = ParseFlags(argc, argv);
   std::fprintf(stderr, "process: %s\n", process_settings.c_str());
 
-  std::string model_dir = f.model, temp_dir;
-  if (!f.shape.empty()) {
-    auto shape = tools::ShapeByName(f.shape);
-    if (!shape.ok()) Die(shape.status().ToString());
-    tools::MakeOptions mo;
-    mo.shape = *shape;
-    temp_dir = (fs::temp_directory_path() / ("moke_iter_bench_" + std::to_string(::getpid()))).string();
-    mo.out_dir = temp_dir;
-    mo.for_device = f.device == "cpu" ? "cpu" : "cuda";
-    mo.tokenizer_model = !f.tokenizer.empty() ? f.tokenizer : std::string(MOKE_SHARED_DIR) + "/models/llama2-tokenizer/tokenizer.model";
-    if (auto st = tools::MakeCheckpoint(mo); !st.ok()) Die(st.status().ToString());
-    model_dir = temp_dir;
-  }
-  struct Cleanup {
-    std::string dir;
-    ~Cleanup() {
-      if (!dir.empty()) fs::remove_all(dir);
-    }
-  } cleanup{temp_dir};
+  auto checkpoint = BenchCheckpoint::Make(f.model, f.shape, 0, f.device, f.tokenizer, "moke_iter_bench");
+  if (!checkpoint.ok()) Die(checkpoint.status().ToString());
+  const std::string model_dir = checkpoint->dir();
 
   EditorOptions opt;
   if (auto st = ParseEditorOptions(f.settings.dump(), &opt); !st.ok()) Die(st.ToString());
