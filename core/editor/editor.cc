@@ -848,7 +848,7 @@ absl::StatusOr<uint64_t> Editor::SnapshotVersion(const std::string& path) {
   return meta["version"].get<uint64_t>();
 }
 
-absl::Status Editor::RestoreSnapshot(const std::string& path) {
+absl::Status Editor::RestoreSnapshot(const std::string& path, std::optional<uint64_t> as_version) {
   Impl& s = *impl_;
   MOKE_ASSIGN_OR_RETURN(SnapshotData data, ReadSnapshotFile(path));
   auto meta = nlohmann::json::parse(data.meta_json, nullptr, false);
@@ -938,7 +938,7 @@ absl::Status Editor::RestoreSnapshot(const std::string& path) {
     s.min_delta = std::move(min_delta);
     if (s.opt.method == EditMethod::kMoke) s.router = std::move(router);
     s.rng = rng;
-    s.version = meta.at("version").get<uint64_t>();
+    s.version = as_version.value_or(meta.at("version").get<uint64_t>());
     s.pool = std::move(pool);
     s.next_supplied = meta.at("unrelated_next").get<size_t>();
     s.emr_groups.clear();

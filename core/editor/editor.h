@@ -127,8 +127,10 @@ class Editor {
   // history, RNG state) atomically to `path` (temp file, fsync, rename), with a checksum.
   absl::Status SaveSnapshot(const std::string& path) const;
   // Replaces the state with a snapshot and publishes it. A corrupt or mismatched snapshot is refused
-  // (DATA_LOSS / FAILED_PRECONDITION) and the state is unchanged.
-  absl::Status RestoreSnapshot(const std::string& path);
+  // (DATA_LOSS / FAILED_PRECONDITION) and the state is unchanged. The restored state gets version
+  // `as_version` when given (a server makes a restore a new version above every earlier one, so that a
+  // version number never names two states), else the snapshot's own version.
+  absl::Status RestoreSnapshot(const std::string& path, std::optional<uint64_t> as_version = std::nullopt);
   // Reads only a snapshot's version (for listing); verifies the checksum.
   static absl::StatusOr<uint64_t> SnapshotVersion(const std::string& path);
 
