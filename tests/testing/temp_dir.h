@@ -1,31 +1,37 @@
-// A fresh folder under the temp dir for one test, removed by the destructor.
+// A fresh, empty folder under the system temp dir for one test, removed with everything in it on
+// destruction. Names carry the tag, the process id and a counter, so tests running at once (ctest -j)
+// never share a folder. Not thread-safe: make TempDirs on one thread.
 #pragma once
 
 #include <unistd.h>
 
-#include <atomic>
 #include <filesystem>
 #include <string>
+
+#include "absl/strings/str_cat.h"
 
 namespace moke::testing {
 
 class TempDir {
  public:
-  // `tag` names the folder; the process id and a counter keep folders of parallel tests apart.
   explicit TempDir(const std::string& tag) {
-    static std::atomic<int> counter{0};
-    path_ = std::filesystem::temp_directory_path() /
-            (tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    static int counter = 0;
+    path_ = (std::filesystem::temp_directory_path() / absl::StrCat("moke_", tag, "_", ::getpid(), "_", counter++))
+                .string();
     std::filesystem::remove_all(path_);
     std::filesystem::create_directories(path_);
   }
-  ~TempDir() { std::filesystem::remove_all(path_); }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
-  std::string path() const { return path_.string(); }
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& rel) const { return path_ + "/" + rel; }
 
  private:
-  std::filesystem::path path_;
+  std::string path_;
 };
 
 }  // namespace moke::testing
