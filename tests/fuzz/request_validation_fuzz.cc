@@ -2,8 +2,8 @@
 // ValidateSnapshotName): the bytes of a request's text fields are untrusted.
 //
 //  * with clang and -fsanitize=fuzzer: a libFuzzer target (see CMakeLists.txt, "request validation");
-//  * with MOKE_FUZZ_REPLAY: a plain executable that feeds built-in seeds and deterministic mutations of
-//    them through the same entry point; ctest runs it in every build, under ASan/UBSan where available.
+//  * with MOKE_FUZZ_REPLAY: a plain executable (tests/fuzz/fuzz_replay.h) that feeds built-in seeds and
+//    deterministic mutations of them through the same check; ctest runs it, under ASan/UBSan where available.
 //
 // Input: fields separated by 0x1F: question, answer, request_id, subject, then unrelated prompts.
 // Promises checked on every accepted edit (a broken promise aborts): every field is valid UTF-8 and
@@ -87,18 +87,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 }
 
 #ifdef MOKE_FUZZ_REPLAY
-namespace {
+#include "tests/fuzz/fuzz_replay.h"
 
-struct Rng {  // xorshift64*, fixed seed: every run feeds the same inputs
-  uint64_t s;
-  uint64_t Next() {
-    s ^= s >> 12;
-    s ^= s << 25;
-    s ^= s >> 27;
-    return s * 2685821657736338717ull;
-  }
-  size_t Below(size_t n) { return n == 0 ? 0 : static_cast<size_t>(Next() % n); }
-};
+namespace {
 
 std::vector<std::string> Seeds() {
   const std::string sep = "\x1F";
@@ -106,8 +97,8 @@ std::vector<std::string> Seeds() {
       "Who painted the door?" + sep + "Mia" + sep + "req-1" + sep + "door",
       "Qui a peint la porte ?" + sep + "Zo\xC3\xAB" + sep + sep + sep + "Once upon a time" + sep + "The cat",
       " \t" + sep + std::string("\0\0", 2),
-      "\xE3\x80\x80" + sep + "\xC2\xA0",
-      "caf\xC3" + sep + "x",
+      "\xE3\x80\x80" + sep + "\xC2\xA0" + sep + "\xE2\x80\x8B" + sep + "\xEF\xBB\xBF",
+      "caf\xC3" + sep + "\xED\xA0\x80" + sep + "\xF0\x9F\x98\x80",
       "snap-12.bin" + sep + "a",
       "q" + sep + "a" + sep + sep,
   };
@@ -117,53 +108,12 @@ std::vector<std::string> Seeds() {
   return seeds;
 }
 
-std::string Mutate(const std::string& in, Rng& rng) {
-  std::string s = in;
-  switch (rng.Below(5)) {
-    case 0:  // bit flips
-      for (int k = 1 + static_cast<int>(rng.Below(3)); k > 0 && !s.empty(); --k) s[rng.Below(s.size())] ^= 1 << rng.Below(8);
-      break;
-    case 1:  // truncate
-      s.resize(rng.Below(s.size() + 1));
-      break;
-    case 2: {  // insert a separator, a space, a NUL or a multi-byte sequence
-      const std::string pieces[] = {"\x1F", " ", std::string(1, '\0'), "\xE2\x80\x8B", "\xF0\x9F\x98\x80", "\xED\xA0\x80"};
-      s.insert(rng.Below(s.size() + 1), pieces[rng.Below(6)]);
-      break;
-    }
-    case 3:  // append bytes
-      for (int k = static_cast<int>(rng.Below(40)); k > 0; --k) s.push_back(static_cast<char>(rng.Next()));
-      break;
-    default: {  // delete a range
-      const size_t a = rng.Below(s.size() + 1);
-      s.erase(a, rng.Below(s.size() - a + 1));
-    }
-  }
-  return s;
-}
+bool Check(const std::string& in) { return CheckOne(reinterpret_cast<const uint8_t*>(in.data()), in.size()); }
 
 }  // namespace
 
-// request_validation_fuzz_replay [--mutations N]
+// request_validation_fuzz_replay [--mutations N] [CORPUS_DIR...]
 int main(int argc, char** argv) {
-  int mutations = 3000;
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (std::string(argv[i]) == "--mutations") mutations = std::atoi(argv[++i]);
-  }
-  Rng rng{0x9E3779B97F4A7C15ull};
-  size_t accepted = 0, total = 0;
-  for (const std::string& seed : Seeds()) {
-    std::string cur = seed;
-    accepted += CheckOne(reinterpret_cast<const uint8_t*>(cur.data()), cur.size());
-    ++total;
-    for (int m = 0; m < mutations; ++m) {
-      cur = rng.Below(4) == 0 ? Mutate(seed, rng) : Mutate(cur, rng);
-      if (cur.size() > (1 << 14)) cur = seed;
-      accepted += CheckOne(reinterpret_cast<const uint8_t*>(cur.data()), cur.size());
-      ++total;
-    }
-  }
-  std::printf("request_validation_fuzz_replay: %zu inputs, %zu accepted, no promise broken\n", total, accepted);
-  return accepted > 0 ? 0 : 1;
+  return moke::fuzz::ReplayMain(argc, argv, "request_validation_fuzz_replay", Seeds(), Check);
 }
 #endif
