@@ -177,7 +177,7 @@ absl::StatusOr<LogRecord> DecodeLogPayload(std::string_view payload) {
     return absl::DataLossError("edit log record: malformed payload");
   }
   uint32_t n = 0;
-  if (!rd.U32(&n) || n > 1024) return absl::DataLossError("edit log record: malformed payload");
+  if (!rd.U32(&n) || n > kMaxUnrelatedPrompts) return absl::DataLossError("edit log record: malformed payload");
   r.unrelated.resize(n);
   for (auto& u : r.unrelated) {
     if (!rd.Str(&u)) return absl::DataLossError("edit log record: malformed payload");

@@ -56,7 +56,16 @@ inline constexpr char kLogFileMagic[8] = {'M', 'O', 'K', 'E', 'L', 'O', 'G', 1};
 inline constexpr size_t kLogFileHeaderSize = 8;
 inline constexpr size_t kRecordHeaderSize = 16;
 inline constexpr uint32_t kRecordMagic = 0x524C4B4Du;  // "MKLR" read little-endian
+
+// Limits the reader enforces (ParseEditLog refuses a record past them, and with it the whole log). A
+// writer must refuse content that would break them BEFORE applying it: the server validates requests
+// against them (server/request_validation.h).
 inline constexpr uint32_t kMaxPayloadBytes = 16u << 20;
+inline constexpr uint32_t kMaxUnrelatedPrompts = 1024;  // LogRecord::unrelated entries
+// A payload's size: kPayloadFixedBytes plus, for every string field (question, answer, request_id,
+// snapshot, each unrelated prompt), kPayloadBytesPerString plus its length.
+inline constexpr size_t kPayloadFixedBytes = 55;
+inline constexpr size_t kPayloadBytesPerString = 4;
 
 // Payload encoding of one record (no header).
 std::string EncodeLogPayload(const LogRecord& r);

@@ -62,9 +62,12 @@ struct RecoveryPlan {
   uint64_t base_version = 0;
   std::vector<Checkpoint> checkpoints;
   std::vector<LogRecord> edits;  // the lineage's edit records, in order
+  uint64_t last_version = 0;     // the version the log ends at (0: an empty log)
 };
 
-// DATA_LOSS when a lineage's versions are not consecutive (base+1, base+2, ...).
+// Versions never go back: an edit is the previous version + 1, a restore a new version above every
+// earlier one (it names a snapshot of an earlier version), a snapshot record the current version.
+// DATA_LOSS, naming the record, when the log breaks that.
 absl::StatusOr<RecoveryPlan> PlanRecovery(const std::vector<LogRecord>& records);
 
 }  // namespace moke::storage

@@ -274,6 +274,7 @@ TEST_F(EditorTest, SnapshotRoundTripAndCorruptSnapshotRefused) {
   ASSERT_TRUE(b.ok());
   ASSERT_TRUE((*b)->RestoreSnapshot(snap).ok());
   EXPECT_EQ((*b)->Current()->version(), 2u);
+  const std::vector<int64_t> wizard_at_2 = (*b)->Current()->Ask("Where does the wizard live?", 6)->tokens;
   for (const std::string q : {"Who is the queen of the sea?", "Where does the wizard live?", "Once upon a time"}) {
     EXPECT_EQ((*a)->Current()->Ask(q, 6)->tokens, (*b)->Current()->Ask(q, 6)->tokens) << q;
   }
@@ -294,6 +295,11 @@ TEST_F(EditorTest, SnapshotRoundTripAndCorruptSnapshotRefused) {
   std::ofstream(bad, std::ios::binary) << bytes;
   EXPECT_EQ((*b)->RestoreSnapshot(bad).code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ((*b)->Current()->version(), 3u);
+  // Restored as a new version number: the same state, the next edit counts on from it.
+  ASSERT_TRUE((*b)->RestoreSnapshot(snap, 7).ok());
+  EXPECT_EQ((*b)->Current()->version(), 7u);
+  EXPECT_EQ((*b)->Current()->Ask("Where does the wizard live?", 6)->tokens, wizard_at_2);
+  EXPECT_EQ((*b)->ApplyEdit({"Who is the queen of the sea?", "Lucy", {}})->version, 8u);
   // Truncated file.
   std::ofstream(bad, std::ios::binary | std::ios::trunc) << bytes.substr(0, 10);
   EXPECT_EQ((*b)->RestoreSnapshot(bad).code(), absl::StatusCode::kDataLoss);

@@ -239,5 +239,21 @@ TEST(EditLogParse, PayloadRoundTrip) {
   EXPECT_FALSE(DecodeLogPayload("").ok());
 }
 
+
+// The exported limits are the reader's: a writer that checks them writes only records the reader takes.
+TEST(EditLogParse, ExportedLimitsAreTheReadersLimits) {
+  LogRecord r = Edit(1, "Who wrote it?", "Anna", "req-1");
+  r.unrelated.assign(kMaxUnrelatedPrompts, "unrelated");
+  size_t strings = r.question.size() + r.answer.size() + r.request_id.size() + r.snapshot.size();
+  for (const auto& u : r.unrelated) strings += u.size();
+  const std::string payload = EncodeLogPayload(r);
+  EXPECT_EQ(payload.size(), kPayloadFixedBytes + (4 + r.unrelated.size()) * kPayloadBytesPerString + strings);
+  EXPECT_TRUE(DecodeLogPayload(payload).ok());
+  r.unrelated.push_back("one too many");
+  const auto over = DecodeLogPayload(EncodeLogPayload(r));
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.status().code(), absl::StatusCode::kDataLoss);
+}
+
 }  // namespace
 }  // namespace moke::storage
