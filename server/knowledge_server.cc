@@ -32,6 +32,8 @@ storage::LogRecord EditRecordOf(const EditSubmission& e, const EditResult& r, ui
   rec.answer = e.answer;
   rec.request_id = e.request_id;
   rec.unrelated = e.unrelated;
+  rec.subject = r.subject;  // the one the edit is keyed on: replay keys it the same way
+  rec.paraphrases = e.paraphrases;
   rec.expert = r.expert;
   rec.new_concept = r.new_concept;
   rec.iterations = r.iterations;
@@ -166,7 +168,8 @@ void KnowledgeServer::RunEdit(const EditSubmission& e, const Done<EditAck>& done
   if (*seen) return done(**seen);
   const auto t0 = Clock::now();
   // Applied but not published: readers see it only once it is durable in the log.
-  absl::StatusOr<EditResult> r = editor_->ApplyEdit({e.question, e.answer, e.unrelated}, /*publish=*/false, e.budget);
+  absl::StatusOr<EditResult> r =
+      editor_->ApplyEdit({e.question, e.answer, e.unrelated, e.subject, e.paraphrases}, /*publish=*/false, e.budget);
   if (!r.ok()) return done(r.status());
   const storage::LogRecord rec = EditRecordOf(e, *r, index_.next_edit_id());
   if (absl::Status s = AppendToLog(rec); !s.ok()) {
@@ -179,7 +182,9 @@ void KnowledgeServer::RunEdit(const EditSubmission& e, const Done<EditAck>& done
     metrics_->ObserveEditSeconds(SecondsSince(t0));
     metrics_->CountEditExpert(rec.expert);
   }
-  done(AckOf(rec, /*duplicate=*/false));
+  EditAck ack = AckOf(rec, /*duplicate=*/false);
+  ack.superseded_edit_id = r->superseded_version ? index_.EditIdOfVersion(r->superseded_version) : 0;
+  done(ack);
   ++edits_since_checkpoint_;
   if (options_.snapshot_every > 0 && edits_since_checkpoint_ >= static_cast<uint64_t>(options_.snapshot_every)) {
     absl::StatusOr<storage::SnapshotFile> f = WriteSnapshot();
@@ -190,7 +195,39 @@ void KnowledgeServer::RunEdit(const EditSubmission& e, const Done<EditAck>& done
 void KnowledgeServer::SubmitRetract(RetractSubmission retract, Done<RetractAck> done) {
   if (!serving()) return done(Unavailable());
   if (absl::Status s = ValidateRetract(retract, limits_); !s.ok()) return done(s);
-  done(absl::UnimplementedError("RetractFact is not implemented yet: the editor cannot forget a held edit"));
+  auto r = std::make_shared<const RetractSubmission>(std::move(retract));
+  queue_.Push({/*is_edit=*/true, r->budget, [this, r, done = std::move(done)](absl::Status turn) {
+                 if (!turn.ok()) return done(turn);
+                 done(RunRetract(*r));
+               }});
+}
+
+absl::StatusOr<RetractAck> KnowledgeServer::RunRetract(const RetractSubmission& r) {
+  if (log_failed_) return absl::InternalError("the edit log failed earlier; the server refuses retracts");
+  if (std::optional<storage::LogRecord> seen = index_.RetractOf(r.request_id)) {  // a retry
+    return RetractAck{seen->version, index_.EditIdOfVersion(seen->retracted_version)};
+  }
+  RetractRequest req{r.question, 0};
+  if (r.edit_id != 0) {
+    std::optional<uint64_t> v = index_.VersionOfEdit(r.edit_id);
+    if (!v) return absl::NotFoundError(absl::StrCat("edit_id ", r.edit_id, ": no such edit"));
+    req.version = *v;
+  }
+  MOKE_ASSIGN_OR_RETURN(RetractResult res, editor_->Retract(req, /*publish=*/false));
+  storage::LogRecord rec = StateRecordOf(storage::LogRecordType::kRetract, res.version, "");
+  rec.retracted_version = res.retracted_version;
+  rec.question = r.question;
+  rec.request_id = r.request_id;
+  if (absl::Status s = AppendToLog(rec); !s.ok()) {
+    return absl::InternalError(absl::StrCat("retracted in memory but not durable: ", s.message()));
+  }
+  editor_->Publish();
+  index_.Add(rec);
+  AnnounceVersion();
+  ++edits_since_checkpoint_;
+  spdlog::info("retracted the fact of version {} (\"{}\") at version {}", res.retracted_version, res.question,
+               res.version);
+  return RetractAck{res.version, index_.EditIdOfVersion(res.retracted_version)};
 }
 
 void KnowledgeServer::SubmitSnapshot(Budget budget, Done<storage::SnapshotFile> done) {

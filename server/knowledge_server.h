@@ -111,6 +111,7 @@ class KnowledgeServer {
   // Editor thread.
   void RunEdit(const EditSubmission& edit, const Done<EditAck>& done);
   absl::StatusOr<uint64_t> RunRestore(const std::string& name);
+  absl::StatusOr<RetractAck> RunRetract(const RetractSubmission& retract);
   absl::StatusOr<storage::SnapshotFile> WriteSnapshot();
   absl::Status AppendToLog(const storage::LogRecord& record);  // a failure marks the log failed
   // Tells readers and metrics about the editor's current version (after it changed).

@@ -82,7 +82,16 @@ absl::StatusOr<Recovered> Recover(Editor& editor, const storage::SnapshotStore& 
   const auto t0 = std::chrono::steady_clock::now();
   for (size_t i = start; i < plan.edits.size(); ++i) {
     const storage::LogRecord& r = plan.edits[i];
-    absl::StatusOr<EditResult> res = editor.ApplyEdit({r.question, r.answer, r.unrelated});
+    if (r.type == storage::LogRecordType::kRetract) {
+      absl::StatusOr<RetractResult> res = editor.Retract({"", r.retracted_version});
+      if (!res.ok() || res->version != r.version) {
+        return absl::DataLossError(absl::StrCat(log_path, ": replaying the retract at version ", r.version, " failed: ",
+                                                res.ok() ? absl::StrCat("it gave version ", res->version)
+                                                         : std::string(res.status().message())));
+      }
+      continue;
+    }
+    absl::StatusOr<EditResult> res = editor.ApplyEdit({r.question, r.answer, r.unrelated, r.subject, r.paraphrases});
     if (!res.ok()) {
       return absl::DataLossError(absl::StrCat(log_path, ": replaying edit ", r.edit_id, " failed: ", res.status().message()));
     }

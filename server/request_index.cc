@@ -11,6 +11,7 @@ EditAck AckOf(const storage::LogRecord& r, bool duplicate) {
   EditAck a;
   a.version = r.version;
   a.edit_id = r.edit_id;
+  a.subject = r.subject;
   a.expert = r.expert;
   a.new_concept = r.new_concept;
   a.duplicate = duplicate;
@@ -54,6 +55,9 @@ void RequestIndex::AddLocked(const storage::LogRecord& r) {
     }
     case storage::LogRecordType::kSnapshot:
       break;
+    case storage::LogRecordType::kRetract:
+      if (!r.request_id.empty()) retracts_[r.request_id] = r;
+      break;
   }
 }
 
@@ -67,6 +71,28 @@ RequestIndex::HeldSet RequestIndex::HeldAt(uint64_t version) const {
   // Edits come in version order; the ones after the base restore up to `version` are held.
   for (size_t i = held.size(); i < edits_.size() && edits_[i].record.version <= version; ++i) held.push_back(true);
   return held;
+}
+
+std::optional<storage::LogRecord> RequestIndex::RetractOf(const std::string& request_id) const {
+  if (request_id.empty()) return std::nullopt;
+  absl::MutexLock lock(&mu_);
+  auto it = retracts_.find(request_id);
+  if (it == retracts_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<uint64_t> RequestIndex::VersionOfEdit(uint64_t edit_id) const {
+  absl::MutexLock lock(&mu_);
+  if (edit_id == 0 || edit_id > edits_.size()) return std::nullopt;
+  return edits_[edit_id - 1].record.version;
+}
+
+uint64_t RequestIndex::EditIdOfVersion(uint64_t version) const {
+  absl::MutexLock lock(&mu_);
+  // Edits are in version order; a restore may repeat none (versions only go up).
+  auto it = std::lower_bound(edits_.begin(), edits_.end(), version,
+                             [](const EditEntry& e, uint64_t v) { return e.record.version < v; });
+  return it != edits_.end() && it->record.version == version ? it->record.edit_id : 0;
 }
 
 uint64_t RequestIndex::next_edit_id() const {

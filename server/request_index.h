@@ -29,10 +29,15 @@ class RequestIndex {
  public:
   // Start-up, before any Add: every record of the log, in order (kSnapshot records are skipped).
   void Load(const std::vector<storage::LogRecord>& records);
-  // A kEdit or kRestore record that is now durable in the log (kSnapshot: ignored).
+  // A kEdit, kRestore or kRetract record that is now durable in the log (kSnapshot: ignored).
   void Add(const storage::LogRecord& record);
   // The edit id the next applied edit gets (1-based position among the log's edits).
   uint64_t next_edit_id() const;
+  // The version edit `edit_id` made (nullopt: no such edit), and the edit that made `version` (0: none).
+  std::optional<uint64_t> VersionOfEdit(uint64_t edit_id) const;
+  uint64_t EditIdOfVersion(uint64_t version) const;
+  // The retract record applied with `request_id` (a retried RetractFact answers with it).
+  std::optional<storage::LogRecord> RetractOf(const std::string& request_id) const;
 
   // What a new edit with `edit.request_id` means. nullopt: apply it (no id, or a new one). An ack with
   // duplicate = true: that id was applied with the same question and answer and is still held; nothing
@@ -67,6 +72,7 @@ class RequestIndex {
   std::vector<RestorePoint> restores_ ABSL_GUARDED_BY(mu_);
   std::unordered_map<std::string, size_t> by_request_id_ ABSL_GUARDED_BY(mu_);  // -> index in edits_
   std::unordered_map<std::string, int> pending_ ABSL_GUARDED_BY(mu_);
+  std::unordered_map<std::string, storage::LogRecord> retracts_ ABSL_GUARDED_BY(mu_);  // by request id
 };
 
 }  // namespace moke::server

@@ -8,6 +8,8 @@
 
 namespace moke::server {
 
+static_assert(kMaxParaphrases == storage::kMaxParaphrases, "the editor's and the edit log's paraphrase limits agree");
+
 namespace {
 
 absl::Status Invalid(absl::string_view field, absl::string_view what) {

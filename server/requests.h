@@ -25,7 +25,7 @@ struct EditSubmission {
   std::string answer;
   std::string request_id;  // optional: a retry with the same id and content applies nothing
   std::vector<std::string> unrelated;
-  // Checked at the edge; the editor does not use them yet (the proto has them for the scope work).
+  // Scope keys (core/editor/scope.h): what the question is about, rewordings with the same answer.
   std::string subject;
   std::vector<std::string> paraphrases;
   Budget budget;
@@ -34,6 +34,8 @@ struct EditSubmission {
 struct EditAck {
   uint64_t version = 0;
   uint64_t edit_id = 0;
+  std::string subject;              // the subject the edit is keyed on (given or found)
+  uint64_t superseded_edit_id = 0;  // the held edit of the same fact it replaced (fresh acks only)
   int expert = -1;
   bool new_concept = false;
   bool duplicate = false;  // the request id was applied before: nothing applied now

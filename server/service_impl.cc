@@ -172,6 +172,8 @@ void KnowledgeEditorService::DoEditFact(const v1::EditFactRequest& req, const Bu
     resp->set_iterations(r->iterations);
     resp->set_loss(r->loss);
     resp->set_apply_seconds(r->apply_seconds);
+    resp->set_subject(r->subject);
+    resp->set_superseded_edit_id(r->superseded_edit_id);
     done(absl::OkStatus(), r->duplicate ? "duplicate" : "ok");
   });
 }

@@ -110,11 +110,14 @@ absl::StatusOr<RecoveryPlan> PlanRecovery(const std::vector<LogRecord>& records)
         plan.checkpoints.push_back({r.snapshot, r.version, plan.edits.size()});
         break;
       }
-      case LogRecordType::kEdit: {
+      case LogRecordType::kEdit:
+      case LogRecordType::kRetract: {
         const uint64_t expected = plan.base_version + plan.edits.size() + 1;
         if (r.version != expected) {
-          return absl::DataLossError(absl::StrCat("edit log: edit ", r.edit_id, " has version ", r.version, " where ",
-                                                  expected, " was expected"));
+          return absl::DataLossError(absl::StrCat("edit log: ",
+                                                  r.type == LogRecordType::kEdit ? absl::StrCat("edit ", r.edit_id)
+                                                                                 : std::string("retract record"),
+                                                  " has version ", r.version, " where ", expected, " was expected"));
         }
         plan.edits.push_back(r);
         break;

@@ -244,15 +244,51 @@ TEST(EditLogParse, PayloadRoundTrip) {
 TEST(EditLogParse, ExportedLimitsAreTheReadersLimits) {
   LogRecord r = Edit(1, "Who wrote it?", "Anna", "req-1");
   r.unrelated.assign(kMaxUnrelatedPrompts, "unrelated");
-  size_t strings = r.question.size() + r.answer.size() + r.request_id.size() + r.snapshot.size();
+  r.subject = "it";
+  r.paraphrases.assign(kMaxParaphrases, "Who is the author?");
+  size_t strings = r.question.size() + r.answer.size() + r.request_id.size() + r.snapshot.size() + r.subject.size();
   for (const auto& u : r.unrelated) strings += u.size();
+  for (const auto& p : r.paraphrases) strings += p.size();
   const std::string payload = EncodeLogPayload(r);
-  EXPECT_EQ(payload.size(), kPayloadFixedBytes + (4 + r.unrelated.size()) * kPayloadBytesPerString + strings);
+  EXPECT_EQ(payload.size(),
+            kPayloadFixedBytes + (5 + r.unrelated.size() + r.paraphrases.size()) * kPayloadBytesPerString + strings);
   EXPECT_TRUE(DecodeLogPayload(payload).ok());
-  r.unrelated.push_back("one too many");
-  const auto over = DecodeLogPayload(EncodeLogPayload(r));
+  LogRecord more = r;
+  more.unrelated.push_back("one too many");
+  auto over = DecodeLogPayload(EncodeLogPayload(more));
   ASSERT_FALSE(over.ok());
   EXPECT_EQ(over.status().code(), absl::StatusCode::kDataLoss);
+  more = r;
+  more.paraphrases.push_back("one too many");
+  over = DecodeLogPayload(EncodeLogPayload(more));
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.status().code(), absl::StatusCode::kDataLoss);
+}
+
+// Format 3 carries the scope keys and retracts; format 2 records (written before it) still read.
+TEST(EditLogParse, RetractAndScopeKeysRoundTripAndFormat2StillReads) {
+  LogRecord e = Edit(1, "The mother of Leo DiCaprio is", "Anna", "req-1");
+  e.subject = "Leo DiCaprio";
+  e.paraphrases = {"Who is Leo DiCaprio's mother?"};
+  LogRecord x;
+  x.type = LogRecordType::kRetract;
+  x.version = 2;
+  x.retracted_version = 1;
+  x.question = "Who is Leo DiCaprio's mother?";
+  x.request_id = "req-2";
+  for (const LogRecord& r : {e, x}) {
+    auto back = DecodeLogPayload(EncodeLogPayload(r));
+    ASSERT_TRUE(back.ok()) << back.status();
+    EXPECT_EQ(*back, r);
+  }
+  // A format-2 payload: the format byte 2 and no fields after the unrelated prompts.
+  LogRecord old = Edit(1, "Who wrote it?", "Anna", "req-1");
+  std::string payload = EncodeLogPayload(old);
+  payload[0] = 2;
+  payload.resize(payload.size() - (kPayloadBytesPerString + 4 + 8));  // empty subject, no paraphrases, u64
+  auto back = DecodeLogPayload(payload);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, old);
 }
 
 }  // namespace
