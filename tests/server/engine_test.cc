@@ -203,6 +203,57 @@ TEST(Engine, RestartReplaysTheLogInTheSameDataDir) {
   EXPECT_EQ(next->edit_id, 4u);
 }
 
+absl::StatusOr<RetractAck> Retract(KnowledgeServer& engine, RetractSubmission r) {
+  return SyncCall<RetractAck>([&](auto done) { engine.SubmitRetract(std::move(r), done); });
+}
+
+// The scope keys (subject, paraphrases) and retracts are logged and replayed: after a restart the same
+// questions route the same way, and a retracted fact stays forgotten.
+TEST(Engine, ScopeKeysAndRetractsSurviveARestart) {
+  moke::testing::TempDir dir("moke_engine_retract");
+  const std::string q = "The name of the mother of Leonardo DiCaprio is";
+  const std::string alias = "The name of the mother of Leo DiCaprio is";
+  const std::string kept = "The name of the spouse of Ron DeSantis is";
+  std::vector<int64_t> unedited;
+  {
+    auto engine = StartEngine(dir.path());
+    unedited = Ask(*engine, q)->tokens;
+    EditSubmission e = Submission(q, "Anna", "m1");
+    e.subject = "Leonardo DiCaprio";
+    e.paraphrases = {"Who is the mother of Leonardo DiCaprio?"};
+    const absl::StatusOr<EditAck> first = Edit(*engine, std::move(e));
+    ASSERT_TRUE(first.ok()) << first.status();
+    EXPECT_EQ(first->subject, "Leonardo DiCaprio");
+    const absl::StatusOr<EditAck> second = Edit(*engine, kept, "Casey");
+    ASSERT_TRUE(second.ok()) << second.status();
+    EXPECT_EQ(second->subject, "Ron DeSantis") << "found by the server";
+    EXPECT_EQ(Ask(*engine, alias)->route.expert, first->expert);
+    // Unknown question or edit id: NOT_FOUND, nothing applied.
+    EXPECT_EQ(Retract(*engine, {"What is the capital of Peru?", 0, "", {}}).status().code(), absl::StatusCode::kNotFound);
+    EXPECT_EQ(Retract(*engine, {"", 99, "", {}}).status().code(), absl::StatusCode::kNotFound);
+    EXPECT_EQ(Version(*engine), 2u);
+    const absl::StatusOr<RetractAck> gone = Retract(*engine, {alias, 0, "x1", {}});
+    ASSERT_TRUE(gone.ok()) << gone.status();
+    EXPECT_EQ(gone->version, 3u);
+    EXPECT_EQ(gone->retracted_edit_id, first->edit_id);
+    const absl::StatusOr<RetractAck> again = Retract(*engine, {alias, 0, "x1", {}});
+    ASSERT_TRUE(again.ok()) << again.status() << ": a retry with the same request id answers the first result";
+    EXPECT_EQ(again->version, 3u);
+    EXPECT_EQ(Version(*engine), 3u);
+    const absl::StatusOr<AskResult> after = Ask(*engine, q);
+    EXPECT_EQ(after->route.expert, -1);
+    EXPECT_EQ(after->tokens, unedited);
+    engine->Shutdown(/*write_snapshot=*/false);  // the log alone
+  }
+  auto engine = StartEngine(dir.path());
+  EXPECT_EQ(Version(*engine), 3u);
+  const absl::StatusOr<AskResult> q_after = Ask(*engine, q);
+  EXPECT_EQ(q_after->route.expert, -1) << "the retract was replayed";
+  EXPECT_EQ(q_after->tokens, unedited);
+  EXPECT_GE(Ask(*engine, kept)->route.expert, 0) << "the other fact is held";
+  EXPECT_EQ(Ask(*engine, kept)->route.subject, "Ron DeSantis");
+}
+
 TEST(Engine, RestoreIsANewVersionAndSurvivesARestart) {
   moke::testing::TempDir dir("moke_engine_restore");
   const std::string q1 = "The queen of the sea is", q2 = "The wizard lives in";
