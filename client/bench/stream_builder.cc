@@ -304,20 +304,13 @@ absl::StatusOr<Dataset> ParseDataset(absl::string_view content, absl::string_vie
       return absl::InvalidArgumentError(absl::StrCat(source, ": malformed JSON: ", e.what()));
     }
   } else if (content[first] == '{') {  // JSON lines
-    int line = 0;
-    size_t pos = 0;
-    while (pos < content.size()) {
-      size_t end = content.find('\n', pos);
-      if (end == absl::string_view::npos) end = content.size();
-      absl::string_view text = content.substr(pos, end - pos);
-      pos = end + 1;
-      ++line;
-      if (text.find_first_not_of(" \t\r") == absl::string_view::npos) continue;
+    absl::Status s = ForEachLine(content, [&](int line, absl::string_view text) -> absl::Status {
       json rec = json::parse(text.begin(), text.end(), nullptr, false);
-      if (rec.is_discarded())
-        return absl::InvalidArgumentError(absl::StrCat(source, ":", line, ": malformed JSON line"));
+      if (rec.is_discarded()) return absl::InvalidArgumentError(absl::StrCat(source, ":", line, ": malformed JSON line"));
       raw.emplace_back(std::move(rec), line);
-    }
+      return absl::OkStatus();
+    });
+    if (!s.ok()) return s;
   } else {
     return absl::InvalidArgumentError(
         absl::StrCat(source, ":", LineOfByte(content, first), ": unknown dataset format: expected a JSON array of "
