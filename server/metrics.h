@@ -28,7 +28,7 @@ namespace moke::server {
 class Metrics {
  public:
   Metrics();
-  // rpc: "edit_fact", "ask", "score", "create_snapshot", "restore_snapshot"; outcome: a status code label
+  // rpc: the RPC's name in snake case ("edit_fact", "get_edit", "ask", ...); outcome: a status code label
   // or "duplicate".
   void CountRequest(const std::string& rpc, const std::string& outcome);
   void ObserveEditSeconds(double s) { edit_latency_->Observe(s); }

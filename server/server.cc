@@ -33,7 +33,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   s->options_ = options;
   s->metrics_ = std::make_unique<Metrics>();
   MOKE_ASSIGN_OR_RETURN(s->engine_, KnowledgeServer::Create(options.engine, s->metrics_.get()));
-  s->service_ = std::make_unique<KnowledgeEditorService>(s->engine_.get(), s->metrics_.get(), options.token);
+  s->service_ = std::make_unique<KnowledgeEditorService>(s->engine_.get(), s->metrics_.get(),
+                                                         ServiceTokens{options.token, options.read_token});
 
   std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
   if (!options.tls_cert.empty()) {

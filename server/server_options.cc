@@ -30,8 +30,13 @@ void AddServerFlags(CLI::App& app, ServerOptions* o) {
   app.add_option("--snapshot-every", o->engine.snapshot_every, "Write a snapshot every N edits (0: only on request)")
       ->envname("MOKE_SNAPSHOT_EVERY")
       ->capture_default_str();
-  app.add_option("--token", o->token, "Bearer token required by EditFact/CreateSnapshot/RestoreSnapshot")
+  app.add_option("--token", o->token,
+                 "Bearer token required by EditFact/RetractFact/CreateSnapshot/RestoreSnapshot (and accepted by "
+                 "ListEdits/GetEdit)")
       ->envname("MOKE_TOKEN");
+  app.add_option("--read-token", o->read_token,
+                 "Bearer token for reading the edit history (ListEdits/GetEdit); without it those need --token")
+      ->envname("MOKE_READ_TOKEN");
   app.add_option("--tls-cert", o->tls_cert, "PEM certificate chain (TLS on when given with --tls-key)")
       ->envname("MOKE_TLS_CERT");
   app.add_option("--tls-key", o->tls_key, "PEM private key")->envname("MOKE_TLS_KEY");

@@ -19,7 +19,8 @@ struct ServerOptions {
   std::string model;    // empty: the config file's model_dir, else MOKE_DEFAULT_MODEL_DIR
   std::string device;   // empty: the config file's device (cpu by default)
   std::string config;   // JSON file of EditorOptions; empty: defaults
-  std::string token;    // bearer token for EditFact, CreateSnapshot, RestoreSnapshot; empty: none
+  std::string token;    // bearer token for the RPCs that change knowledge (and the history); empty: none
+  std::string read_token;  // bearer token for the edit history (ListEdits, GetEdit); empty: `token` only
   std::string tls_cert, tls_key;  // both or neither
   std::string log_level = "info";
   std::string port_file;  // written once listening: "<grpc port>\n<metrics port>\n"

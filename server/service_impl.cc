@@ -1,10 +1,12 @@
 #include "server/service_impl.h"
 
+#include <atomic>
 #include <memory>
 #include <string_view>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
-
 #include "server/auth.h"
 #include "server/status_util.h"
 
@@ -32,7 +34,16 @@ void RouteToProto(const Route& route, v1::RouteInfo* out) {
   out->set_fact_version(route.fact_version);
 }
 
-void EditRecordToProto(const storage::LogRecord& r, v1::EditRecord* out) {
+v1::StopReason StopReasonToProto(AskStop stop) {
+  switch (stop) {
+    case AskStop::kEndOfAnswer: return v1::STOP_END_OF_ANSWER;
+    case AskStop::kTokenLimit: return v1::STOP_TOKEN_LIMIT;
+  }
+  return v1::STOP_UNSPECIFIED;
+}
+
+void EditEntryToProto(const EditEntry& e, v1::EditRecord* out) {
+  const storage::LogRecord& r = e.record;
   out->set_edit_id(r.edit_id);
   out->set_question(r.question);
   out->set_answer(r.answer);
@@ -40,6 +51,7 @@ void EditRecordToProto(const storage::LogRecord& r, v1::EditRecord* out) {
   out->set_expert(r.expert);
   out->set_version(r.version);
   out->set_unix_micros(r.unix_micros);
+  out->set_rolled_back_version(e.rolled_back_version);
 }
 
 void SnapshotToProto(const storage::SnapshotFile& f, v1::SnapshotInfo* out) {
@@ -49,42 +61,68 @@ void SnapshotToProto(const storage::SnapshotFile& f, v1::SnapshotInfo* out) {
   out->set_unix_micros(f.unix_micros);
 }
 
-Deadline DeadlineFrom(std::chrono::system_clock::time_point deadline) {
-  if (deadline == std::chrono::system_clock::time_point::max()) return kNoDeadline;
+Clock::time_point DeadlineFrom(std::chrono::system_clock::time_point deadline) {
+  if (deadline == std::chrono::system_clock::time_point::max()) return Clock::time_point::max();
   const auto left = deadline - std::chrono::system_clock::now();
-  if (left > std::chrono::hours(24 * 365)) return kNoDeadline;
+  if (left > std::chrono::hours(24 * 365)) return Clock::time_point::max();
   return Clock::now() + std::chrono::duration_cast<Clock::duration>(left);
 }
 
-absl::Status KnowledgeEditorService::Authorize(grpc::CallbackServerContext* ctx) const {
-  if (token_.empty()) return absl::OkStatus();
-  const auto& md = ctx->client_metadata();
-  auto it = md.find("authorization");
-  if (it == md.end()) return CheckBearerToken(nullptr, token_);
-  const std::string_view v(it->second.data(), it->second.size());
-  return CheckBearerToken(&v, token_);
+namespace {
+
+// A unary call's reactor: deletes itself when the call is done, and turns the call's cancellation (the
+// client cancelled, or its deadline passed) into the budget's flag, which training and decoding check.
+class CallReactor final : public grpc::ServerUnaryReactor {
+ public:
+  std::shared_ptr<const std::atomic<bool>> cancelled() const { return cancelled_; }
+  void OnCancel() override { cancelled_->store(true, std::memory_order_relaxed); }
+  void OnDone() override { delete this; }
+
+ private:
+  std::shared_ptr<std::atomic<bool>> cancelled_ = std::make_shared<std::atomic<bool>>(false);
+};
+
+}  // namespace
+
+absl::Status KnowledgeEditorService::Authorize(Ctx* ctx, const char* rpc, Access access) const {
+  std::vector<std::string_view> accepted;
+  switch (access) {
+    case Access::kOpen: return absl::OkStatus();
+    case Access::kHistory: accepted = {tokens_.edit, tokens_.read}; break;
+    case Access::kEdit: accepted = {tokens_.edit}; break;
+  }
+  std::vector<std::string_view> headers;
+  auto [begin, end] = ctx->client_metadata().equal_range("authorization");
+  for (auto it = begin; it != end; ++it) headers.emplace_back(it->second.data(), it->second.size());
+  return AuthorizeCall(rpc, ctx->peer(), headers, accepted);
 }
 
-void KnowledgeEditorService::Finish(grpc::ServerUnaryReactor* reactor, const char* rpc, const absl::Status& status,
+void KnowledgeEditorService::Finish(Reactor* reactor, const char* rpc, const absl::Status& status,
                                     const char* outcome) {
   if (metrics_) metrics_->CountRequest(rpc, outcome ? outcome : StatusCodeLabel(status.code()));
   reactor->Finish(ToGrpcStatus(status));
 }
 
-template <typename Req, typename Resp, typename Handler>
-grpc::ServerUnaryReactor* KnowledgeEditorService::RawUnary(grpc::CallbackServerContext* ctx,
-                                                           const grpc::ByteBuffer* request, grpc::ByteBuffer* response,
-                                                           const char* rpc, Handler handle) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  auto req = std::make_shared<Req>();
-  grpc::ByteBuffer copy(*request);
-  if (!grpc::SerializationTraits<Req>::Deserialize(&copy, req.get()).ok()) {
+template <typename Req, typename Resp>
+KnowledgeEditorService::Reactor* KnowledgeEditorService::Serve(Ctx* ctx, const Bytes* request, Bytes* response,
+                                                               const char* rpc, Access access,
+                                                               Handler<Req, Resp> handle) {
+  auto* reactor = new CallReactor();
+  if (absl::Status s = Authorize(ctx, rpc, access); !s.ok()) {
+    Finish(reactor, rpc, s);
+    return reactor;
+  }
+  Req req;
+  Bytes copy(*request);
+  if (!grpc::SerializationTraits<Req>::Deserialize(&copy, &req).ok()) {
     Finish(reactor, rpc,
-           absl::InvalidArgumentError("request does not parse (is every text field valid UTF-8?)"));
+           absl::InvalidArgumentError(absl::StrCat("request does not parse as ", Req::descriptor()->full_name(),
+                                                   " (is every text field valid UTF-8?)")));
     return reactor;
   }
   auto resp = std::make_shared<Resp>();
-  handle(ctx, *req, resp.get(), [this, reactor, rpc, req, resp, response](const absl::Status& s, const char* outcome) {
+  const Budget budget{DeadlineFrom(ctx->deadline()), reactor->cancelled()};
+  (this->*handle)(req, budget, resp.get(), [this, reactor, rpc, resp, response](const absl::Status& s, const char* outcome) {
     if (s.ok()) {
       bool own = false;
       if (!grpc::SerializationTraits<Resp>::Serialize(*resp, response, &own).ok()) {
@@ -96,29 +134,34 @@ grpc::ServerUnaryReactor* KnowledgeEditorService::RawUnary(grpc::CallbackServerC
   return reactor;
 }
 
-grpc::ServerUnaryReactor* KnowledgeEditorService::EditFact(grpc::CallbackServerContext* ctx,
-                                                           const grpc::ByteBuffer* req, grpc::ByteBuffer* resp) {
-  return RawUnary<v1::EditFactRequest, v1::EditFactResponse>(
-      ctx, req, resp, "edit_fact", [this](auto* c, const auto& q, auto* r, Done d) { DoEditFact(c, q, r, std::move(d)); });
-}
+// Each RPC: its metric label, the token it needs, its handler.
+#define MOKE_RPC(Rpc, label, access)                                                               \
+  KnowledgeEditorService::Reactor* KnowledgeEditorService::Rpc(Ctx* ctx, const Bytes* req, Bytes* resp) { \
+    return Serve(ctx, req, resp, label, access, &KnowledgeEditorService::Do##Rpc);                  \
+  }
+MOKE_RPC(EditFact, "edit_fact", Access::kEdit)
+MOKE_RPC(RetractFact, "retract_fact", Access::kEdit)
+MOKE_RPC(GetEdit, "get_edit", Access::kHistory)
+MOKE_RPC(Ask, "ask", Access::kOpen)
+MOKE_RPC(Score, "score", Access::kOpen)
+MOKE_RPC(GetStatus, "get_status", Access::kOpen)
+MOKE_RPC(ListEdits, "list_edits", Access::kHistory)
+MOKE_RPC(CreateSnapshot, "create_snapshot", Access::kEdit)
+MOKE_RPC(RestoreSnapshot, "restore_snapshot", Access::kEdit)
+MOKE_RPC(ListSnapshots, "list_snapshots", Access::kOpen)
+#undef MOKE_RPC
 
-grpc::ServerUnaryReactor* KnowledgeEditorService::Ask(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
-                                                      grpc::ByteBuffer* resp) {
-  return RawUnary<v1::AskRequest, v1::AskResponse>(
-      ctx, req, resp, "ask", [this](auto* c, const auto& q, auto* r, Done d) { DoAsk(c, q, r, std::move(d)); });
-}
+// ---- Handlers ----
 
-grpc::ServerUnaryReactor* KnowledgeEditorService::Score(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
-                                                        grpc::ByteBuffer* resp) {
-  return RawUnary<v1::ScoreRequest, v1::ScoreResponse>(
-      ctx, req, resp, "score", [this](auto* c, const auto& q, auto* r, Done d) { DoScore(c, q, r, std::move(d)); });
-}
-
-void KnowledgeEditorService::DoEditFact(grpc::CallbackServerContext* ctx, const v1::EditFactRequest& req,
+void KnowledgeEditorService::DoEditFact(const v1::EditFactRequest& req, const Budget& budget,
                                         v1::EditFactResponse* resp, Done done) {
-  if (absl::Status s = Authorize(ctx); !s.ok()) return done(s, nullptr);
-  EditSubmission e{req.question(), req.answer(), req.request_id(),
-                   {req.unrelated_prompts().begin(), req.unrelated_prompts().end()}, DeadlineFrom(ctx->deadline())};
+  EditSubmission e{req.question(),
+                   req.answer(),
+                   req.request_id(),
+                   {req.unrelated_prompts().begin(), req.unrelated_prompts().end()},
+                   req.subject(),
+                   {req.paraphrases().begin(), req.paraphrases().end()},
+                   budget};
   engine_->SubmitEdit(std::move(e), [resp, done = std::move(done)](absl::StatusOr<EditAck> r) {
     if (!r.ok()) return done(r.status(), nullptr);
     resp->set_version(r->version);
@@ -129,28 +172,48 @@ void KnowledgeEditorService::DoEditFact(grpc::CallbackServerContext* ctx, const 
     resp->set_iterations(r->iterations);
     resp->set_loss(r->loss);
     resp->set_apply_seconds(r->apply_seconds);
+    resp->set_subject(r->subject);
+    resp->set_superseded_edit_id(r->superseded_edit_id);
     done(absl::OkStatus(), r->duplicate ? "duplicate" : "ok");
   });
 }
 
-void KnowledgeEditorService::DoAsk(grpc::CallbackServerContext* ctx, const v1::AskRequest& req, v1::AskResponse* resp,
+void KnowledgeEditorService::DoRetractFact(const v1::RetractFactRequest& req, const Budget& budget,
+                                           v1::RetractFactResponse* resp, Done done) {
+  engine_->SubmitRetract({req.question(), req.edit_id(), req.request_id(), budget},
+                         [resp, done = std::move(done)](absl::StatusOr<RetractAck> r) {
+                           if (!r.ok()) return done(r.status(), nullptr);
+                           resp->set_version(r->version);
+                           resp->set_retracted_edit_id(r->retracted_edit_id);
+                           done(absl::OkStatus(), nullptr);
+                         });
+}
+
+void KnowledgeEditorService::DoGetEdit(const v1::GetEditRequest& req, const Budget&, v1::GetEditResponse* resp,
+                                       Done done) {
+  absl::StatusOr<EditEntry> e = engine_->GetEdit(req.request_id());
+  if (e.ok()) EditEntryToProto(*e, resp->mutable_edit());
+  done(e.status(), nullptr);
+}
+
+void KnowledgeEditorService::DoAsk(const v1::AskRequest& req, const Budget& budget, v1::AskResponse* resp,
                                    Done done) {
-  AskQuery q{req.question(), req.max_new_tokens(), req.min_version(), RoutingFromProto(req.routing()),
-             DeadlineFrom(ctx->deadline())};
+  AskQuery q{req.question(), req.max_new_tokens(), req.min_version(), RoutingFromProto(req.routing()), budget};
   engine_->SubmitAsk(std::move(q), [resp, done = std::move(done)](absl::StatusOr<AskResult> r) {
     if (!r.ok()) return done(r.status(), nullptr);
     resp->set_answer(r->answer);
     resp->set_version(r->version);
     RouteToProto(r->route, resp->mutable_route());
     for (int64_t t : r->tokens) resp->add_tokens(t);
+    resp->set_stop_reason(StopReasonToProto(r->stop));
     done(absl::OkStatus(), nullptr);
   });
 }
 
-void KnowledgeEditorService::DoScore(grpc::CallbackServerContext* ctx, const v1::ScoreRequest& req,
-                                     v1::ScoreResponse* resp, Done done) {
+void KnowledgeEditorService::DoScore(const v1::ScoreRequest& req, const Budget& budget, v1::ScoreResponse* resp,
+                                     Done done) {
   ScoreQuery q{req.prompt(), req.answer(), req.min_version(), RoutingFromProto(req.routing()), req.original_model(),
-               DeadlineFrom(ctx->deadline())};
+               budget};
   engine_->SubmitScore(std::move(q), [resp, done = std::move(done)](absl::StatusOr<ScoreResult> r) {
     if (!r.ok()) return done(r.status(), nullptr);
     resp->set_token_accuracy(r->token_accuracy);
@@ -163,10 +226,8 @@ void KnowledgeEditorService::DoScore(grpc::CallbackServerContext* ctx, const v1:
   });
 }
 
-grpc::ServerUnaryReactor* KnowledgeEditorService::GetStatus(grpc::CallbackServerContext* ctx,
-                                                            const v1::GetStatusRequest*,
-                                                            v1::GetStatusResponse* resp) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+void KnowledgeEditorService::DoGetStatus(const v1::GetStatusRequest&, const Budget&, v1::GetStatusResponse* resp,
+                                         Done done) {
   const EngineStatus s = engine_->Status();
   resp->set_version(s.stats.version);
   resp->set_edits_applied(s.stats.edits_applied);
@@ -179,66 +240,42 @@ grpc::ServerUnaryReactor* KnowledgeEditorService::GetStatus(grpc::CallbackServer
   resp->set_replay_buffer_size(s.stats.replay_size);
   resp->set_serving(s.serving);
   for (const auto& [part, bytes] : s.stats.memory_bytes) (*resp->mutable_memory_bytes())[part] = bytes;
-  Finish(reactor, "get_status", absl::OkStatus());
-  return reactor;
+  done(absl::OkStatus(), nullptr);
 }
 
-grpc::ServerUnaryReactor* KnowledgeEditorService::ListEdits(grpc::CallbackServerContext* ctx,
-                                                            const v1::ListEditsRequest* req,
-                                                            v1::ListEditsResponse* resp) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  if (req->limit() < 0) {
-    Finish(reactor, "list_edits", absl::InvalidArgumentError("limit must be >= 0"));
-    return reactor;
+void KnowledgeEditorService::DoListEdits(const v1::ListEditsRequest& req, const Budget&, v1::ListEditsResponse* resp,
+                                         Done done) {
+  absl::StatusOr<EditList> list = engine_->ListEdits(req.start(), req.limit());
+  if (list.ok()) {
+    for (const EditEntry& e : list->edits) EditEntryToProto(e, resp->add_edits());
+    resp->set_total(list->total);
   }
-  const EditList list = engine_->ListEdits(req->start(), req->limit());
-  for (const auto& r : list.edits) EditRecordToProto(r, resp->add_edits());
-  resp->set_total(list.total);
-  Finish(reactor, "list_edits", absl::OkStatus());
-  return reactor;
+  done(list.status(), nullptr);
 }
 
-grpc::ServerUnaryReactor* KnowledgeEditorService::CreateSnapshot(grpc::CallbackServerContext* ctx,
-                                                                 const v1::CreateSnapshotRequest*,
-                                                                 v1::CreateSnapshotResponse* resp) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  if (absl::Status s = Authorize(ctx); !s.ok()) {
-    Finish(reactor, "create_snapshot", s);
-    return reactor;
-  }
-  engine_->SubmitSnapshot(DeadlineFrom(ctx->deadline()),
-                          [this, reactor, resp](absl::StatusOr<storage::SnapshotFile> r) {
-                            if (r.ok()) SnapshotToProto(*r, resp->mutable_snapshot());
-                            Finish(reactor, "create_snapshot", r.status());
-                          });
-  return reactor;
-}
-
-grpc::ServerUnaryReactor* KnowledgeEditorService::RestoreSnapshot(grpc::CallbackServerContext* ctx,
-                                                                  const v1::RestoreSnapshotRequest* req,
-                                                                  v1::RestoreSnapshotResponse* resp) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  if (absl::Status s = Authorize(ctx); !s.ok()) {
-    Finish(reactor, "restore_snapshot", s);
-    return reactor;
-  }
-  engine_->SubmitRestore(req->name(), DeadlineFrom(ctx->deadline()), [this, reactor, resp](absl::StatusOr<uint64_t> r) {
-    if (r.ok()) resp->set_version(*r);
-    Finish(reactor, "restore_snapshot", r.status());
+void KnowledgeEditorService::DoCreateSnapshot(const v1::CreateSnapshotRequest&, const Budget& budget,
+                                              v1::CreateSnapshotResponse* resp, Done done) {
+  engine_->SubmitSnapshot(budget, [resp, done = std::move(done)](absl::StatusOr<storage::SnapshotFile> r) {
+    if (r.ok()) SnapshotToProto(*r, resp->mutable_snapshot());
+    done(r.status(), nullptr);
   });
-  return reactor;
 }
 
-grpc::ServerUnaryReactor* KnowledgeEditorService::ListSnapshots(grpc::CallbackServerContext* ctx,
-                                                                const v1::ListSnapshotsRequest*,
-                                                                v1::ListSnapshotsResponse* resp) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+void KnowledgeEditorService::DoRestoreSnapshot(const v1::RestoreSnapshotRequest& req, const Budget& budget,
+                                               v1::RestoreSnapshotResponse* resp, Done done) {
+  engine_->SubmitRestore(req.name(), budget, [resp, done = std::move(done)](absl::StatusOr<uint64_t> r) {
+    if (r.ok()) resp->set_version(*r);
+    done(r.status(), nullptr);
+  });
+}
+
+void KnowledgeEditorService::DoListSnapshots(const v1::ListSnapshotsRequest&, const Budget&,
+                                             v1::ListSnapshotsResponse* resp, Done done) {
   absl::StatusOr<std::vector<storage::SnapshotFile>> list = engine_->ListSnapshots();
   if (list.ok()) {
     for (const auto& f : *list) SnapshotToProto(f, resp->add_snapshots());
   }
-  Finish(reactor, "list_snapshots", list.status());
-  return reactor;
+  done(list.status(), nullptr);
 }
 
 }  // namespace moke::server

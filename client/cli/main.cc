@@ -2,7 +2,7 @@
 //
 //   moke-cli [--server HOST:PORT] [--token T] [--json] [--timeout S] [--tls-ca FILE] <command> ...
 //   edit QUESTION ANSWER [--request-id ID]    ask QUESTION [--min-version V] [--max-new-tokens N] [--routing R]
-//   score PROMPT ANSWER [--original]          status     edits [--start N] [--limit N]
+//   score PROMPT ANSWER [--original]          status     edits [--start N] [--limit N]     get-edit REQUEST_ID
 //   snapshot                                  restore NAME     snapshots
 //
 // The bearer token comes from --token or MOKE_TOKEN; the server address from --server or MOKE_SERVER.
@@ -120,7 +120,7 @@ int main(int argc, char** argv) {
   CLI::App app{"moke-cli: talk to a moke-server"};
   app.require_subcommand(1);
   app.add_option("--server", g.server, "host:port")->envname("MOKE_SERVER")->capture_default_str();
-  app.add_option("--token", g.token, "bearer token for edit, snapshot, restore")->envname("MOKE_TOKEN");
+  app.add_option("--token", g.token, "bearer token for edit, snapshot, restore, edits, get-edit")->envname("MOKE_TOKEN");
   app.add_flag("--tls", g.tls, "use TLS with the system roots");
   app.add_option("--tls-ca", g.tls_ca, "use TLS with this CA certificate (PEM)");
   app.add_flag("--json", g.json, "print the response as JSON");
@@ -159,6 +159,9 @@ int main(int argc, char** argv) {
   auto* c_edits = app.add_subcommand("edits", "list applied edits");
   c_edits->add_option("--start", start, "first edit id (1-based)");
   c_edits->add_option("--limit", limit, "at most this many (0: 100)");
+  v1::GetEditRequest get_edit;
+  auto* c_get_edit = app.add_subcommand("get-edit", "was the edit sent with REQUEST_ID applied, at which version?");
+  c_get_edit->add_option("request_id", *get_edit.mutable_request_id())->required();
   auto* c_snapshot = app.add_subcommand("snapshot", "write a snapshot now");
   std::string restore_name;
   auto* c_restore = app.add_subcommand("restore", "switch to snapshot NAME (e.g. snap-12.bin)");
@@ -219,7 +222,7 @@ int main(int argc, char** argv) {
     });
   }
   if (*c_edits) {
-    cli.Prepare(&ctx, false);
+    cli.Prepare(&ctx, true);
     list.set_start(start);
     list.set_limit(limit);
     v1::ListEditsResponse r;
@@ -227,9 +230,24 @@ int main(int argc, char** argv) {
     return cli.Done(s, r, [&] {
       for (const auto& e : r.edits()) {
         std::cout << e.edit_id() << "\tv" << e.version() << "\texpert " << e.expert() << "\t" << e.question()
-                  << " -> " << e.answer() << (e.request_id().empty() ? "" : "\t[" + e.request_id() + "]") << "\n";
+                  << " -> " << e.answer() << (e.request_id().empty() ? "" : "\t[" + e.request_id() + "]")
+                  << (e.rolled_back_version() ? "\trolled back at v" + std::to_string(e.rolled_back_version()) : "")
+                  << "\n";
       }
       std::cout << r.edits_size() << " of " << r.total() << " edits\n";
+    });
+  }
+  if (*c_get_edit) {
+    cli.Prepare(&ctx, true);
+    v1::GetEditResponse r;
+    grpc::Status s = cli.stub().GetEdit(&ctx, get_edit, &r);
+    return cli.Done(s, r, [&] {
+      const auto& e = r.edit();
+      std::cout << "applied: edit " << e.edit_id() << " at version " << e.version() << ", " << e.question() << " -> "
+                << e.answer()
+                << (e.rolled_back_version() ? " (rolled back at version " + std::to_string(e.rolled_back_version()) + ")"
+                                            : "")
+                << "\n";
     });
   }
   if (*c_snapshot) {

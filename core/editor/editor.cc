@@ -166,6 +166,7 @@ void Editor::Impl::Commit(const EditRequest& edit, EditPlan& plan, TrainedExpert
   HeldEdit held;
   held.question = edit.question;
   held.answer = edit.answer;
+  held.answer_tokens = static_cast<int64_t>(s.model->EncodeContinuation(edit.answer).size());
   held.subject = edit.subject;
   held.paraphrases = edit.paraphrases;
   held.key = plan.key;
@@ -242,6 +243,7 @@ void Editor::Impl::Publish() {
     p.facts.push_back(h.key);
     p.fact_expert.push_back(h.expert);
     p.fact_version.push_back(h.version);
+    p.fact_answer_tokens.push_back(h.answer_tokens);
   }
   p.scope = ScopeThresholdsOf(s.options);
   auto view = std::make_shared<const KnowledgeView>(std::make_shared<const KnowledgeState>(std::move(p)));
@@ -298,6 +300,48 @@ absl::Status Editor::ValidateEdit(const EditRequest& edit) const {
     }
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<RetractResult> Editor::Retract(const RetractRequest& request, bool publish) {
+  SerialCheck::Scope serial(impl_->serial, "Editor::Retract");
+  EditorState& s = impl_->s;
+  std::optional<size_t> target;
+  if (request.version > 0) {
+    for (size_t h = 0; h < s.history.size(); ++h) {
+      if (s.history[h].version == request.version && !s.history[h].superseded) target = h;
+    }
+    if (!target) {
+      return absl::NotFoundError(absl::StrCat("no held edit made version ", request.version,
+                                              " (unknown, replaced by a later edit, or retracted)"));
+    }
+  } else {
+    for (size_t h = 0; h < s.history.size(); ++h) {
+      if (!s.history[h].superseded && s.history[h].question == request.question) target = h;
+    }
+    if (!target) {  // a rewording: the fact the question asks about
+      MOKE_RETURN_IF_ERROR(GuardTorch("retract", [&] {
+        std::vector<size_t> live;
+        std::vector<const FactKey*> keys;
+        for (size_t h = 0; h < s.history.size(); ++h) {
+          if (s.history[h].superseded) continue;
+          live.push_back(h);
+          keys.push_back(s.history[h].key.get());
+        }
+        const ScopeDecision d = AskedFact(*s.model, request.question, ActivationsOf(*s.model, s.layer, request.question).a,
+                                          keys, ScopeThresholdsOf(s.options));
+        if (d.index >= 0) target = live[d.index];
+        return absl::OkStatus();
+      }));
+    }
+    if (!target) return absl::NotFoundError("no held edit answers this question");
+  }
+  HeldEdit& h = s.history[*target];
+  h.superseded = true;
+  h.retracted = true;
+  ++s.version;
+  RetractResult r{s.version, h.version, h.question};
+  if (publish) impl_->Publish();
+  return r;
 }
 
 absl::StatusOr<EditResult> Editor::ApplyEdit(const EditRequest& edit, bool publish, const Budget& budget) {

@@ -34,6 +34,18 @@ struct EditRequest {
 
 inline constexpr size_t kMaxParaphrases = 16;
 
+// Which held fact to forget: the one its edit made (`version`), else the one `question` asks about.
+struct RetractRequest {
+  std::string question;
+  uint64_t version = 0;
+};
+
+struct RetractResult {
+  uint64_t version = 0;            // the version without the fact
+  uint64_t retracted_version = 0;  // the version whose edit taught it
+  std::string question;            // that edit's question
+};
+
 struct EditResult {
   uint64_t version = 0;  // the version that contains this edit
   std::string subject;   // the subject the edit is keyed on (given or found; empty: its wording)
@@ -131,6 +143,11 @@ class Editor {
   // On error nothing is published and the state is as before; that includes running out of `budget`
   // (CANCELLED / DEADLINE_EXCEEDED), which training checks at every iteration.
   absl::StatusOr<EditResult> ApplyEdit(const EditRequest& edit, bool publish = true, const Budget& budget = Budget());
+  // Forgets one held fact: its scope keys are removed, so that its question is answered as by the
+  // unedited model again (or by another held fact it asks about), while every other held edit, and the
+  // experts' weights, stay as they are. A new version; `publish` as for ApplyEdit. NOT_FOUND when no live
+  // edit matches (an unknown question, or a version that is not a live edit's).
+  absl::StatusOr<RetractResult> Retract(const RetractRequest& request, bool publish = true);
   // Publishes the latest applied state (a no-op when it is already published).
   void Publish();
 

@@ -76,7 +76,7 @@ struct EditorOptions {
   ScopeGate scope_gate = ScopeGate::kFact;
   // kFact thresholds (scope.h; chosen on ZsRE, docs/benchmarks.md).
   double scope_subject_min = 0.6;      // the held subject found in a reworded prompt (trigram Dice)
-  double scope_alias_min = 0.4;        // the subject spelled otherwise in the fact's own template
+  double scope_alias_min = 0.5;        // the subject spelled otherwise in the fact's own template
   double scope_relation_min = 0.5;     // relation key cosine of a rewording sharing a relation word
   double scope_bare_relation_min = 0.7;  // ... of a rewording with question words only
   double reedit_subject_min = 0.8;     // EditFact: the new subject against a held one (re-edit)

@@ -93,7 +93,7 @@ absl::StatusOr<SnapshotData> EncodeSnapshot(const EditorState& s) {
     for (const auto& h : s.history) {
       hist.push_back({{"question", h.question}, {"answer", h.answer}, {"subject", h.subject},
                       {"paraphrases", h.paraphrases}, {"expert", h.expert}, {"version", h.version},
-                      {"superseded", h.superseded}, {"delta", h.delta_trained}});
+                      {"superseded", h.superseded}, {"retracted", h.retracted}, {"delta", h.delta_trained}});
     }
     meta["history"] = hist;
     nlohmann::json rep = nlohmann::json::array();
@@ -178,9 +178,11 @@ absl::Status DecodeSnapshot(const SnapshotData& data, const std::string& origin,
         HeldEdit e;
         e.question = h.at("question").get<std::string>();
         e.answer = h.at("answer").get<std::string>();
+        e.answer_tokens = static_cast<int64_t>(s.model->EncodeContinuation(e.answer).size());
         e.expert = h.at("expert").get<int>();
         e.version = h.at("version").get<uint64_t>();
         e.superseded = h.at("superseded").get<bool>();
+        e.retracted = h.value("retracted", false);
         e.delta_trained = h.at("delta").get<double>();
         if (e.expert < 0 || static_cast<size_t>(e.expert) >= k) return lost("history names an expert that does not exist");
         e.subject = h.value("subject", std::string());

@@ -29,6 +29,12 @@ at::Tensor RelationKeyOf(const LlamaModel& model, const std::string& text, const
   return pooled / pooled.norm().clamp_min(1e-12);
 }
 
+ScopeDecision AskedFact(const LlamaModel& model, const std::string& question, const at::Tensor& a,
+                        const std::vector<const FactKey*>& facts, const ScopeThresholds& t) {
+  const ScopeQuery q{question, [&](const TextSpan& span) { return RelationKeyOf(model, question, a, span); }};
+  return DecideScope(facts, q, t);
+}
+
 ScopeThresholds ScopeThresholdsOf(const EditorOptions& o) {
   return ScopeThresholds{o.scope_subject_min, o.scope_alias_min, o.scope_relation_min, o.scope_bare_relation_min,
                          o.reedit_subject_min};

@@ -32,6 +32,11 @@ struct FactSource {
 std::shared_ptr<const FactKey> BuildFactKey(const LlamaModel& model, int64_t layer, const FactSource& source,
                                             const at::Tensor& question_a, const ScopeThresholds& t);
 
+// The held fact `question` asks about (DecideScope with the question's relation keys computed from its
+// activations `a` [1, T, F] at the edit layer).
+ScopeDecision AskedFact(const LlamaModel& model, const std::string& question, const at::Tensor& a,
+                        const std::vector<const FactKey*>& facts, const ScopeThresholds& t);
+
 // The fact gate's thresholds from the settings.
 ScopeThresholds ScopeThresholdsOf(const EditorOptions& o);
 

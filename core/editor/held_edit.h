@@ -16,12 +16,14 @@ namespace moke {
 
 struct HeldEdit {
   std::string question, answer;
+  int64_t answer_tokens = 0;              // the answer's length in tokens (where an answer to it ends)
   std::string subject;                    // as given (empty: found by the scope)
   std::vector<std::string> paraphrases;
   std::shared_ptr<const FactKey> key;     // the scope's keys (scope.h)
   int expert = -1;
   uint64_t version = 0;
-  bool superseded = false;  // a later edit of the same fact replaced it, or it was retracted
+  bool superseded = false;  // no longer live: a later edit of the same fact replaced it, or it was retracted
+  bool retracted = false;   // RetractFact forgot it
   at::Tensor a;             // [1, T, F] the question's down-projection input
   at::Tensor fingerprint;   // [F]
   double delta_trained = 0; // Delta of its expert on it right after training

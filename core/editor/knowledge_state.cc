@@ -39,8 +39,7 @@ Route KnowledgeState::RouteQuestion(const std::string& question, const PromptAct
   }
   Route r;
   r.threshold = p_.scope.subject_min;
-  const ScopeQuery query{question, [&](const TextSpan& s) { return RelationKeyOf(*p_.model, question, p.a, s); }};
-  const ScopeDecision d = DecideScope(fact_ptrs_, query, p_.scope);
+  const ScopeDecision d = AskedFact(*p_.model, question, p.a, fact_ptrs_, p_.scope);
   r.subject_score = d.match.subject;
   r.relation_score = d.match.relation;
   if (!d.match.span.empty()) r.subject = question.substr(d.match.span.begin, d.match.span.end - d.match.span.begin);
@@ -130,6 +129,13 @@ Route KnowledgeState::RouteByDeltas(const at::Tensor& a, std::optional<Routing> 
   return r;
 }
 
+int64_t KnowledgeState::AnswerTokensOf(const Route& route) const {
+  if (route.fact_version == 0 || route.expert < 0) return 0;
+  auto it = std::lower_bound(p_.fact_version.begin(), p_.fact_version.end(), route.fact_version);
+  if (it == p_.fact_version.end() || *it != route.fact_version) return 0;
+  return p_.fact_answer_tokens[it - p_.fact_version.begin()];
+}
+
 std::optional<DownOverride> KnowledgeState::OverrideFor(const Route& route) const {
   if (route.expert < 0) return std::nullopt;
   return DownOverride{p_.layer, (p_.w_org + Tau(route.expert)).to(p_.model->dtype())};
@@ -178,10 +184,15 @@ absl::StatusOr<AskResult> KnowledgeView::Ask(const std::string& question, int ma
     MOKE_ASSIGN_OR_RETURN(auto ids, QuestionTokens(m, question));
     out.route = state_->RouteQuestion(question, routing);  // once per request, kept for every token
     auto ov = state_->OverrideFor(out.route);
-    LlamaModel::Generation g = m.Generate(ids, max_new_tokens, ov ? &*ov : nullptr, budget);
+    // An answer to a held fact ends where its taught answer ends (the edit also teaches the end-of-sequence
+    // token, which a small model may not learn through one layer).
+    const int64_t extent = state_->AnswerTokensOf(out.route);
+    const int limit = extent > 0 ? static_cast<int>(std::min<int64_t>(max_new_tokens, extent)) : max_new_tokens;
+    LlamaModel::Generation g = m.Generate(ids, limit, ov ? &*ov : nullptr, budget);
     if (g.stop == LlamaModel::Stop::kBudget) return budget.Check("ask");
+    const bool whole = extent > 0 && static_cast<int64_t>(g.tokens.size()) == extent;
     out.tokens = std::move(g.tokens);
-    out.stop = g.stop == LlamaModel::Stop::kEndOfSequence ? AskStop::kEndOfAnswer : AskStop::kTokenLimit;
+    out.stop = g.stop == LlamaModel::Stop::kEndOfSequence || whole ? AskStop::kEndOfAnswer : AskStop::kTokenLimit;
     out.answer = m.Decode(out.tokens);
     return absl::OkStatus();
   }));

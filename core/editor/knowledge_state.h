@@ -35,7 +35,8 @@ class KnowledgeState {
     // The fact gate: the live edits' scope keys, their experts and versions, and its thresholds.
     std::vector<std::shared_ptr<const FactKey>> facts;
     std::vector<int> fact_expert;
-    std::vector<uint64_t> fact_version;
+    std::vector<uint64_t> fact_version;   // ascending
+    std::vector<int64_t> fact_answer_tokens;
     ScopeThresholds scope;
   };
   explicit KnowledgeState(Parts parts);
@@ -52,6 +53,8 @@ class KnowledgeState {
   // compares Delta_i with per-expert thresholds (Eq. 8-9) and ranks by the routing mode (Table 5).
   Route RouteQuestion(const std::string& question, std::optional<Routing> routing) const;
   Route RouteQuestion(const std::string& question, const PromptActivations& p, std::optional<Routing> routing) const;
+  // The taught answer's length in tokens of the fact a route was matched to (0: none).
+  int64_t AnswerTokensOf(const Route& route) const;
   // The down-projection override for a route (none for the original weights).
   std::optional<DownOverride> OverrideFor(const Route& route) const;
 

@@ -230,6 +230,24 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Load(const LoadOptions& 
     at::Tensor emb = at::cat({freqs, freqs}, -1);         // [P, hd]
     model->rope_cos_ = emb.cos().to(device, dtype);
     model->rope_sin_ = emb.sin().to(device, dtype);
+    // Which ids may follow in well-formed UTF-8 (byte-fallback vocabularies only).
+    const int64_t v = c.vocab_size;
+    std::vector<uint8_t> not_continuation(v, 1), not_start(v, 0);
+    bool any_byte = false;
+    for (int64_t id = 0; id < v; ++id) {
+      const int b = model->tokenizer_->ByteOf(static_cast<int>(id));
+      if (b < 0) continue;
+      any_byte = true;
+      if (b >= 0x80 && b <= 0xBF) not_continuation[id] = 0;
+      if ((b >= 0x80 && b <= 0xC1) || b >= 0xF5) not_start[id] = 1;
+    }
+    if (any_byte) {
+      auto as_mask = [&](const std::vector<uint8_t>& m) {
+        return at::tensor(std::vector<int64_t>(m.begin(), m.end())).to(at::kBool).to(device);
+      };
+      model->utf8_mid_char_ = as_mask(not_continuation);
+      model->utf8_char_start_ = as_mask(not_start);
+    }
     return absl::OkStatus();
   }));
   model->stats_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -386,8 +404,23 @@ LlamaModel::Generation LlamaModel::Generate(const std::vector<int64_t>& prompt_i
   KvCache cache;
   std::vector<int64_t> all = prompt_ids;
   at::Tensor logits = Forward(at::tensor(prompt_ids, id_options()).unsqueeze(0), use_cache ? &cache : nullptr, override);
+  int pending = 0;  // continuation bytes the current character still needs
   for (int i = 0; i < max_new_tokens; ++i) {
-    const int64_t next = logits.select(1, logits.size(1) - 1).argmax(-1).item<int64_t>();
+    at::Tensor last = logits.select(1, logits.size(1) - 1)[0];  // [V]
+    if (utf8_mid_char_.defined()) {
+      // Greedy over the ids that keep the text well-formed UTF-8: inside a character only its
+      // continuation bytes; elsewhere no stray continuation byte or impossible lead byte.
+      last = last.masked_fill(pending > 0 ? utf8_mid_char_ : utf8_char_start_, -std::numeric_limits<float>::infinity());
+    }
+    const int64_t next = last.argmax(-1).item<int64_t>();
+    const int byte = tokenizer_->ByteOf(static_cast<int>(next));
+    if (byte < 0) {
+      pending = 0;
+    } else if (pending > 0) {
+      --pending;
+    } else {
+      pending = byte >= 0xF0 ? 3 : byte >= 0xE0 ? 2 : byte >= 0xC0 ? 1 : 0;
+    }
     if (next == config_.eos_token_id || next == config_.bos_token_id) {
       out.stop = Stop::kEndOfSequence;
       break;

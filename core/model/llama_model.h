@@ -101,7 +101,9 @@ class LlamaModel {
     Stop stop = Stop::kTokenLimit;
   };
   // Greedy decoding of up to `max_new_tokens` after `prompt_ids` (fewer when the context window is
-  // full); stops at EOS or BOS, or when `budget` runs out (checked before every step).
+  // full), over the tokens that keep the text well-formed UTF-8 (a byte-fallback vocabulary could
+  // otherwise spell "ü" with a wrong second byte); stops at EOS or BOS, or when `budget` runs out
+  // (checked before every step).
   // use_cache=false recomputes the whole sequence each step (for the benchmark).
   Generation Generate(const std::vector<int64_t>& prompt_ids, int max_new_tokens,
                       const DownOverride* override = nullptr, const Budget& budget = Budget(),
@@ -124,6 +126,9 @@ class LlamaModel {
   std::unique_ptr<Tokenizer> tokenizer_;
   std::vector<Layer> layers_;
   at::Tensor embed_, norm_, lm_head_, rope_cos_, rope_sin_;
+  // [V] bool, with a byte-fallback vocabulary: ids that cannot continue a multi-byte character, and ids
+  // that cannot start one. Undefined when the vocabulary has no byte pieces.
+  at::Tensor utf8_mid_char_, utf8_char_start_;
   LoadStats stats_;
 };
 

@@ -59,4 +59,13 @@ __attribute__((visibility("default"))) int moke_spm_info(void* sp, int what) {
   return -1;
 }
 
+// The byte a byte-fallback piece ("<0xC3>") stands for, or -1 for any other piece.
+__attribute__((visibility("default"))) int moke_spm_byte(void* sp, int id) {
+  auto* p = static_cast<sentencepiece::SentencePieceProcessor*>(sp);
+  if (id < 0 || id >= p->GetPieceSize() || !p->IsByte(id)) return -1;
+  const std::string piece = p->IdToPiece(id);
+  if (piece.size() != 6 || piece.compare(0, 3, "<0x") != 0 || piece[5] != '>') return -1;
+  return static_cast<int>(std::strtol(piece.substr(3, 2).c_str(), nullptr, 16));
+}
+
 }  // extern "C"

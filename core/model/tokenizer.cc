@@ -17,6 +17,7 @@ struct Shim {
   size_t (*encode)(void*, const char*, size_t, int*, size_t) = nullptr;
   char* (*decode)(void*, const int*, size_t, size_t*) = nullptr;
   int (*info)(void*, int) = nullptr;
+  int (*byte)(void*, int) = nullptr;
   std::string error;
 };
 
@@ -51,7 +52,8 @@ const Shim& GetShim() {
     shim.encode = reinterpret_cast<decltype(shim.encode)>(dlsym(handle, "moke_spm_encode"));
     shim.decode = reinterpret_cast<decltype(shim.decode)>(dlsym(handle, "moke_spm_decode"));
     shim.info = reinterpret_cast<decltype(shim.info)>(dlsym(handle, "moke_spm_info"));
-    if (!shim.load || !shim.free_sp || !shim.encode || !shim.decode || !shim.info) {
+    shim.byte = reinterpret_cast<decltype(shim.byte)>(dlsym(handle, "moke_spm_byte"));
+    if (!shim.load || !shim.free_sp || !shim.encode || !shim.decode || !shim.info || !shim.byte) {
       shim.error = "libmoke_spm.so lacks its entry points";
       shim.load = nullptr;
     }
@@ -64,6 +66,7 @@ const Shim& GetShim() {
 struct Tokenizer::Impl {
   void* sp = nullptr;
   int vocab = 0, bos = 1, eos = 2;
+  std::vector<int> byte_of;  // per id: the byte of a byte-fallback piece, -1 otherwise
   ~Impl() {
     if (sp) GetShim().free_sp(sp);
   }
@@ -93,6 +96,8 @@ std::unique_ptr<Tokenizer> Tokenizer::Load(const std::string& path, std::string*
   t->impl_->vocab = shim.info(sp, 0);
   t->impl_->bos = shim.info(sp, 1);
   t->impl_->eos = shim.info(sp, 2);
+  t->impl_->byte_of.assign(static_cast<size_t>(std::max(t->impl_->vocab, 0)), -1);
+  for (int id = 0; id < t->impl_->vocab; ++id) t->impl_->byte_of[id] = shim.byte(sp, id);
   return t;
 }
 
@@ -116,6 +121,9 @@ std::string Tokenizer::Decode(const std::vector<int>& ids) const {
 }
 
 int Tokenizer::vocab_size() const { return impl_->vocab; }
+int Tokenizer::ByteOf(int id) const {
+  return id >= 0 && static_cast<size_t>(id) < impl_->byte_of.size() ? impl_->byte_of[id] : -1;
+}
 int Tokenizer::bos_id() const { return impl_->bos; }
 int Tokenizer::eos_id() const { return impl_->eos; }
 

@@ -21,6 +21,8 @@ class Tokenizer {
   std::vector<int> Encode(const std::string& text) const;
   std::string Decode(const std::vector<int>& ids) const;
   int vocab_size() const;
+  // The byte a byte-fallback piece stands for (0..255), or -1 for any other id.
+  int ByteOf(int id) const;
   int bos_id() const;
   int eos_id() const;
 

@@ -83,8 +83,6 @@ class Reader {
   size_t pos_ = 0;
 };
 
-constexpr uint8_t kPayloadFormat = 2;
-
 // What ReadFramed found at a position.
 enum class Frame {
   kRecord,   // a whole record whose checksums hold
@@ -157,6 +155,10 @@ std::string EncodeLogPayload(const LogRecord& r) {
   PutStr(&s, r.snapshot);
   PutU32(&s, static_cast<uint32_t>(r.unrelated.size()));
   for (const auto& u : r.unrelated) PutStr(&s, u);
+  PutStr(&s, r.subject);
+  PutU32(&s, static_cast<uint32_t>(r.paraphrases.size()));
+  for (const auto& p : r.paraphrases) PutStr(&s, p);
+  PutU64(&s, r.retracted_version);
   return s;
 }
 
@@ -166,10 +168,10 @@ absl::StatusOr<LogRecord> DecodeLogPayload(std::string_view payload) {
   uint8_t format = 0, type = 0, nc = 0;
   uint64_t micros = 0;
   uint32_t expert = 0, iters = 0;
-  if (!rd.U8(&format) || format != kPayloadFormat) {
+  if (!rd.U8(&format) || format < 2 || format > kPayloadFormat) {
     return absl::DataLossError("edit log record: unknown payload format");
   }
-  if (!rd.U8(&type) || type < 1 || type > 3) return absl::DataLossError("edit log record: unknown record type");
+  if (!rd.U8(&type) || type < 1 || type > 4) return absl::DataLossError("edit log record: unknown record type");
   r.type = static_cast<LogRecordType>(type);
   if (!rd.U64(&r.edit_id) || !rd.U64(&r.version) || !rd.U64(&micros) || !rd.U32(&expert) || !rd.U8(&nc) ||
       !rd.U32(&iters) || !rd.F64(&r.loss) || !rd.F64(&r.apply_seconds) || !rd.Str(&r.question) ||
@@ -177,10 +179,20 @@ absl::StatusOr<LogRecord> DecodeLogPayload(std::string_view payload) {
     return absl::DataLossError("edit log record: malformed payload");
   }
   uint32_t n = 0;
-  if (!rd.U32(&n) || n > 1024) return absl::DataLossError("edit log record: malformed payload");
+  if (!rd.U32(&n) || n > kMaxUnrelatedPrompts) return absl::DataLossError("edit log record: malformed payload");
   r.unrelated.resize(n);
   for (auto& u : r.unrelated) {
     if (!rd.Str(&u)) return absl::DataLossError("edit log record: malformed payload");
+  }
+  if (format >= 3) {
+    if (!rd.Str(&r.subject) || !rd.U32(&n) || n > kMaxParaphrases) {
+      return absl::DataLossError("edit log record: malformed payload");
+    }
+    r.paraphrases.resize(n);
+    for (auto& p : r.paraphrases) {
+      if (!rd.Str(&p)) return absl::DataLossError("edit log record: malformed payload");
+    }
+    if (!rd.U64(&r.retracted_version)) return absl::DataLossError("edit log record: malformed payload");
   }
   if (!rd.done()) return absl::DataLossError("edit log record: malformed payload");
   r.unix_micros = static_cast<int64_t>(micros);

@@ -29,6 +29,7 @@ enum class LogRecordType : uint8_t {
   kEdit = 1,      // an applied edit; edit_id = 1, 2, 3, ... in log order
   kRestore = 2,   // the state was replaced by snapshot `snapshot` (at `version`)
   kSnapshot = 3,  // snapshot `snapshot` holds the state after every earlier record (at `version`)
+  kRetract = 4,   // the fact taught at `retracted_version` was forgotten (the state's new `version`)
 };
 
 struct LogRecord {
@@ -41,6 +42,8 @@ struct LogRecord {
   std::string answer;
   std::string request_id;   // may be empty
   std::vector<std::string> unrelated;  // the edit's unrelated prompts (x_o), replayed with it
+  std::string subject;                 // as the request gave it (empty: the editor found one)
+  std::vector<std::string> paraphrases;
   int32_t expert = -1;
   bool new_concept = false;
   int32_t iterations = 0;
@@ -48,6 +51,8 @@ struct LogRecord {
   double apply_seconds = 0;
   // kRestore / kSnapshot: the snapshot's file name (e.g. "snap-12.bin").
   std::string snapshot;
+  // kRetract: the version whose edit taught the forgotten fact (question and request_id: the retract's).
+  uint64_t retracted_version = 0;
 
   bool operator==(const LogRecord&) const = default;
 };
@@ -56,7 +61,21 @@ inline constexpr char kLogFileMagic[8] = {'M', 'O', 'K', 'E', 'L', 'O', 'G', 1};
 inline constexpr size_t kLogFileHeaderSize = 8;
 inline constexpr size_t kRecordHeaderSize = 16;
 inline constexpr uint32_t kRecordMagic = 0x524C4B4Du;  // "MKLR" read little-endian
+
+// Limits the reader enforces (ParseEditLog refuses a record past them, and with it the whole log). A
+// writer must refuse content that would break them BEFORE applying it: the server validates requests
+// against them (server/request_validation.h).
 inline constexpr uint32_t kMaxPayloadBytes = 16u << 20;
+inline constexpr uint32_t kMaxUnrelatedPrompts = 1024;  // LogRecord::unrelated entries
+inline constexpr uint32_t kMaxParaphrases = 16;         // LogRecord::paraphrases entries
+// A payload's size: kPayloadFixedBytes plus, for every string field (question, answer, request_id,
+// snapshot, subject, each unrelated prompt, each paraphrase), kPayloadBytesPerString plus its length.
+inline constexpr size_t kPayloadFixedBytes = 67;
+inline constexpr size_t kPayloadBytesPerString = 4;
+
+// The payload format written (its first byte). 3: format 2 plus subject, paraphrases and
+// retracted_version. Format 2 payloads still read.
+inline constexpr uint8_t kPayloadFormat = 3;
 
 // Payload encoding of one record (no header).
 std::string EncodeLogPayload(const LogRecord& r);

@@ -85,11 +85,22 @@ absl::StatusOr<RecoveryPlan> PlanRecovery(const std::vector<LogRecord>& records)
   RecoveryPlan plan;
   for (const LogRecord& r : records) {
     switch (r.type) {
-      case LogRecordType::kRestore:
+      case LogRecordType::kRestore: {
+        const uint64_t before = plan.base_version + plan.edits.size();
+        uint64_t restored = 0;
+        if (!SnapshotStore::IsValidName(r.snapshot, &restored) || restored > before) {
+          return absl::DataLossError(absl::StrCat("edit log: restore record of '", r.snapshot.substr(0, 64),
+                                                  "' at version ", before, " names no earlier snapshot"));
+        }
+        if (r.version <= before) {
+          return absl::DataLossError(absl::StrCat("edit log: restore record of ", r.snapshot, " has version ", r.version,
+                                                  ", not above the version before it (", before, ")"));
+        }
         plan = RecoveryPlan{};
         plan.base_snapshot = r.snapshot;
         plan.base_version = r.version;
         break;
+      }
       case LogRecordType::kSnapshot: {
         const uint64_t expected = plan.base_version + plan.edits.size();
         if (r.version != expected) {
@@ -99,17 +110,21 @@ absl::StatusOr<RecoveryPlan> PlanRecovery(const std::vector<LogRecord>& records)
         plan.checkpoints.push_back({r.snapshot, r.version, plan.edits.size()});
         break;
       }
-      case LogRecordType::kEdit: {
+      case LogRecordType::kEdit:
+      case LogRecordType::kRetract: {
         const uint64_t expected = plan.base_version + plan.edits.size() + 1;
         if (r.version != expected) {
-          return absl::DataLossError(absl::StrCat("edit log: edit ", r.edit_id, " has version ", r.version, " where ",
-                                                  expected, " was expected"));
+          return absl::DataLossError(absl::StrCat("edit log: ",
+                                                  r.type == LogRecordType::kEdit ? absl::StrCat("edit ", r.edit_id)
+                                                                                 : std::string("retract record"),
+                                                  " has version ", r.version, " where ", expected, " was expected"));
         }
         plan.edits.push_back(r);
         break;
       }
     }
   }
+  plan.last_version = plan.base_version + plan.edits.size();
   return plan;
 }
 

@@ -50,6 +50,7 @@ class SnapshotStore {
 // What start-up must do, derived from the log alone. The current lineage is everything after the last
 // kRestore record (or the whole log). Its state = base + the lineage's edits. `checkpoints` are the
 // lineage's kSnapshot records, oldest first; each holds the state after `edits_before` lineage edits.
+// ("Edits" here are the records that make a new version by changing what is held: kEdit and kRetract.)
 // Start-up tries the newest checkpoint whose file is valid and replays the edits after it; failing all,
 // it restores `base_snapshot` (empty: the unedited version 0) and replays every lineage edit.
 struct RecoveryPlan {
@@ -61,10 +62,13 @@ struct RecoveryPlan {
   std::string base_snapshot;  // empty: version 0
   uint64_t base_version = 0;
   std::vector<Checkpoint> checkpoints;
-  std::vector<LogRecord> edits;  // the lineage's edit records, in order
+  std::vector<LogRecord> edits;  // the lineage's kEdit and kRetract records, in order
+  uint64_t last_version = 0;     // the version the log ends at (0: an empty log)
 };
 
-// DATA_LOSS when a lineage's versions are not consecutive (base+1, base+2, ...).
+// Versions never go back: an edit is the previous version + 1, a restore a new version above every
+// earlier one (it names a snapshot of an earlier version), a snapshot record the current version.
+// DATA_LOSS, naming the record, when the log breaks that.
 absl::StatusOr<RecoveryPlan> PlanRecovery(const std::vector<LogRecord>& records);
 
 }  // namespace moke::storage

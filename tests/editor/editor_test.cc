@@ -86,7 +86,81 @@ TEST_F(EditorTest, LatestAnswerWinsAndUnrelatedPromptsAreUntouched) {
   }
 }
 
-// The default (rehearsal + nearest-edit gate): the latest answer wins, earlier facts stay, unrelated
+// The default's scope decision on a real model (issue 14): the subject decides, not the wording; answers
+// end; a re-edit under another spelling of the subject replaces the old answer; a fact can be retracted.
+TEST_F(EditorTest, TheFactsSubjectDecidesAnswersEndAndRetractForgets) {
+  auto eo = SmallOptions(); if (getenv("DBG_NOEOS")) eo.teach_end_of_answer = false;
+  auto editor = Editor::Create(eo);
+  ASSERT_TRUE(editor.ok()) << editor.status();
+  auto base = (*editor)->Current();
+  const std::string q = "The name of the mother of Leonardo DiCaprio is";
+  const std::string other = "The name of the mother of Kanye West is";     // same form, another subject
+  const std::string relation = "The name of the father of Leonardo DiCaprio is";  // same subject, another relation
+  const std::string alias = "The name of the mother of Leo DiCaprio is";
+  const auto other_before = base->Ask(other, 8)->tokens;
+  const auto relation_before = base->Ask(relation, 8)->tokens;
+  const auto q_before = base->Ask(q, 8)->tokens;
+
+  EditRequest e{q, "Irmelin", {}, "Leonardo DiCaprio", {}};
+  auto r = (*editor)->ApplyEdit(e);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->subject, "Leonardo DiCaprio");
+  auto view = (*editor)->Current();
+  auto ask = view->Ask(q, 0);
+  ASSERT_TRUE(ask.ok());
+  EXPECT_EQ(ask->answer, "Irmelin") << "the taught answer, and nothing after it";
+  EXPECT_EQ(ask->stop, AskStop::kEndOfAnswer);
+  EXPECT_EQ(ask->route.expert, r->expert);
+  EXPECT_EQ(ask->route.fact_version, r->version);
+  auto a = view->Ask(alias, 0);
+  EXPECT_EQ(a->route.expert, r->expert) << "the subject spelled otherwise in the same wording";
+  EXPECT_EQ(a->route.subject, "Leo DiCaprio");
+  for (const auto& [prompt, before] : {std::pair{other, other_before}, std::pair{relation, relation_before}}) {
+    auto x = view->Ask(prompt, 8);
+    EXPECT_EQ(x->route.expert, -1) << prompt;
+    EXPECT_EQ(x->tokens, before) << prompt << " must be answered as by the unedited model";
+  }
+
+  // A non-ASCII answer comes back as well-formed UTF-8 (the byte-fallback vocabulary spells "\xC3\xBC" in two
+  // byte tokens; decoding never emits a stray byte).
+  auto u = (*editor)->ApplyEdit({"The doctoral advisor of Heinz Pr\xC3\xBC" "fer is", "Heinz Pr\xC3\xBC" "fer", {}, "", {}});
+  ASSERT_TRUE(u.ok()) << u.status();
+  EXPECT_EQ(u->subject, "Heinz Pr\xC3\xBC" "fer") << "found in the question";
+  auto ua = (*editor)->Current()->Ask("The doctoral advisor of Heinz Pr\xC3\xBC" "fer is", 0);
+  EXPECT_TRUE(IsValidUtf8(ua->answer)) << ua->answer;
+  EXPECT_EQ(ua->answer.find("\xEF\xBF\xBD"), std::string::npos) << "no replacement character: " << ua->answer;
+  EXPECT_EQ(ua->stop, AskStop::kEndOfAnswer);
+
+  // A re-edit keyed on the subject spelled otherwise restates the fact: it replaces the old answer.
+  auto r2 = (*editor)->ApplyEdit({"The name of the mother of Leonardo di Caprio is", "Rosa", {}, "Leonardo di Caprio", {}});
+  ASSERT_TRUE(r2.ok()) << r2.status();
+  EXPECT_EQ(r2->superseded_version, r->version);
+  EXPECT_EQ(r2->expert, r->expert);
+  view = (*editor)->Current();
+  EXPECT_EQ(view->Ask(q, 0)->answer, "Rosa");
+
+  // Retract by a question that asks the fact: the question is answered as by the unedited model.
+  auto nothing = (*editor)->Retract({"What is the capital of Peru?", 0});
+  EXPECT_EQ(nothing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ((*editor)->Retract({"", 999}).status().code(), absl::StatusCode::kNotFound);
+  auto gone = (*editor)->Retract({alias, 0});
+  ASSERT_TRUE(gone.ok()) << gone.status();
+  EXPECT_EQ(gone->retracted_version, r2->version);
+  EXPECT_EQ(gone->version, r2->version + 1);
+  view = (*editor)->Current();
+  auto after = view->Ask(q, 8);
+  EXPECT_EQ(after->route.expert, -1);
+  EXPECT_EQ(after->tokens, q_before);
+  EXPECT_EQ((*editor)->Retract({"", r2->version}).status().code(), absl::StatusCode::kNotFound) << "already retracted";
+
+  // Bad keys: a subject that is not in the question, too many paraphrases.
+  EXPECT_EQ((*editor)->ApplyEdit({q, "Anna", {}, "Kanye West", {}}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*editor)->ApplyEdit({q, "Anna", {}, "", std::vector<std::string>(17, alias)}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*editor)->Current()->version(), gone->version);
+}
+
+// The default (rehearsal + fact gate): the latest answer wins, earlier facts stay, unrelated
 // prompts are untouched.
 TEST_F(EditorTest, DefaultsKeepEarlierFactsAndLatestAnswer) {
   auto editor = Editor::Create(SmallOptions());
@@ -202,6 +276,7 @@ TEST_F(EditorTest, SnapshotRoundTripAndCorruptSnapshotRefused) {
   ASSERT_TRUE(b.ok());
   ASSERT_TRUE((*b)->RestoreSnapshot(snap).ok());
   EXPECT_EQ((*b)->Current()->version(), 2u);
+  const std::vector<int64_t> wizard_at_2 = (*b)->Current()->Ask("Where does the wizard live?", 6)->tokens;
   for (const std::string q : {"Who is the queen of the sea?", "Where does the wizard live?", "Once upon a time"}) {
     EXPECT_EQ((*a)->Current()->Ask(q, 6)->tokens, (*b)->Current()->Ask(q, 6)->tokens) << q;
   }
@@ -222,6 +297,11 @@ TEST_F(EditorTest, SnapshotRoundTripAndCorruptSnapshotRefused) {
   std::ofstream(bad, std::ios::binary) << bytes;
   EXPECT_EQ((*b)->RestoreSnapshot(bad).code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ((*b)->Current()->version(), 3u);
+  // Restored as a new version number: the same state, the next edit counts on from it.
+  ASSERT_TRUE((*b)->RestoreSnapshot(snap, 7).ok());
+  EXPECT_EQ((*b)->Current()->version(), 7u);
+  EXPECT_EQ((*b)->Current()->Ask("Where does the wizard live?", 6)->tokens, wizard_at_2);
+  EXPECT_EQ((*b)->ApplyEdit({"Who is the queen of the sea?", "Lucy", {}})->version, 8u);
   // Truncated file.
   std::ofstream(bad, std::ios::binary | std::ios::trunc) << bytes.substr(0, 10);
   EXPECT_EQ((*b)->RestoreSnapshot(bad).code(), absl::StatusCode::kDataLoss);

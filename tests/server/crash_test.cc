@@ -22,10 +22,10 @@
 
 #include "gtest/gtest.h"
 #include "moke/v1/moke.grpc.pb.h"
-#include "tests/server/test_util.h"
+#include "tests/testing/grpc_client.h"
 #include "tests/testing/paths.h"
-
-extern char** environ;
+#include "tests/testing/server_process.h"
+#include "tests/testing/temp_dir.h"
 
 namespace moke::server {
 namespace {
@@ -35,91 +35,19 @@ using moke::testing::SetDeadline;
 
 constexpr char kToken[] = "crash-token";
 
-// One moke-server child process.
-class ServerProcess {
+class ServerProcess : public moke::testing::ServerProcess {
  public:
   ServerProcess(const std::string& data_dir, const std::string& work_dir, int n,
-                const std::string& model = moke::testing::DefaultModelDir()) {
-    port_file_ = work_dir + "/ports-" + std::to_string(n);
-    log_ = work_dir + "/server-" + std::to_string(n) + ".log";
-    std::vector<std::string> args = {MOKE_SERVER_BINARY, "--listen", "127.0.0.1:0", "--metrics-listen", "",
-                                     "--data-dir", data_dir, "--port-file", port_file_, "--token", kToken,
-                                     "--snapshot-every", "3", "--model", model};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    if (posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&fa);
-  }
-  ~ServerProcess() { Kill(SIGKILL); }
-
-  // Waits for the port file: the server listens (written before the model load starts).
-  bool WaitListening(std::chrono::steady_clock::time_point end) {
-    while (port_ == 0 && std::chrono::steady_clock::now() < end && alive()) {
-      std::ifstream in(port_file_);
-      in >> port_;
-      if (port_ == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return port_ != 0;
-  }
-  // Waits for the port file and for health SERVING.
-  bool WaitReady(std::chrono::seconds timeout) {
-    const auto end = std::chrono::steady_clock::now() + timeout;
-    if (!WaitListening(end)) return false;
-    channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(port_), grpc::InsecureChannelCredentials());
-    stub_ = v1::KnowledgeEditor::NewStub(channel_);
-    return moke::testing::WaitServing(channel_, std::chrono::duration_cast<std::chrono::seconds>(
-                                                    end - std::chrono::steady_clock::now()));
-  }
-  bool alive() {
-    if (pid_ <= 0) return false;
-    int st;
-    if (waitpid(pid_, &st, WNOHANG) == pid_) {
-      exit_status_ = st;
-      pid_ = -1;
-      return false;
-    }
-    return true;
-  }
-  // Sends `sig` and waits (bounded) for the exit; returns the wait status.
-  int Kill(int sig, std::chrono::seconds timeout = std::chrono::seconds(60)) {
-    if (pid_ <= 0) return exit_status_;
-    kill(pid_, sig);
-    const auto end = std::chrono::steady_clock::now() + timeout;
-    while (alive() && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      int st;
-      waitpid(pid_, &st, 0);
-      exit_status_ = st;
-      pid_ = -1;
-    }
-    return exit_status_;
-  }
-  std::string LogText() const {
-    std::ifstream in(log_);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  }
-  v1::KnowledgeEditor::Stub& stub() { return *stub_; }
-
- private:
-  pid_t pid_ = -1;
-  int exit_status_ = -1;
-  int port_ = 0;
-  std::string port_file_, log_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::KnowledgeEditor::Stub> stub_;
+                const std::string& model = moke::testing::DefaultModelDir())
+      : moke::testing::ServerProcess(MOKE_SERVER_BINARY, data_dir, work_dir, n,
+                                     {"--token", kToken, "--snapshot-every", "3", "--model", model}) {}
 };
 
 grpc::Status Edit(ServerProcess& s, const std::string& q, const std::string& a, const std::string& rid,
                   v1::EditFactResponse* resp) {
   grpc::ClientContext ctx;
   SetDeadline(&ctx, 60);
-  ctx.AddMetadata("authorization", std::string("Bearer ") + kToken);
+  moke::testing::AddBearer(&ctx, kToken);
   v1::EditFactRequest req;
   req.set_question(q);
   req.set_answer(a);
@@ -145,6 +73,7 @@ std::map<std::string, std::pair<std::string, uint64_t>> AskAll(ServerProcess& s,
 v1::ListEditsResponse ListEdits(ServerProcess& s) {
   grpc::ClientContext ctx;
   SetDeadline(&ctx, 10);
+  moke::testing::AddBearer(&ctx, kToken);
   v1::ListEditsRequest req;
   req.set_limit(1000);
   v1::ListEditsResponse resp;

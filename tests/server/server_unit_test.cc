@@ -1,5 +1,6 @@
 // Handler-side pieces tested without a server: status mapping, bearer tokens, proto conversions, the
-// worker pool, flag parsing of bad configuration.
+// worker pool, flag parsing of bad configuration. The engine's parts (validation, request index, edit
+// queue, version waiters) are in engine_parts_test.cc.
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +12,8 @@
 #include "server/service_impl.h"
 #include "server/status_util.h"
 #include "server/worker_pool.h"
+#include "spdlog/sinks/ringbuffer_sink.h"
+#include "spdlog/spdlog.h"
 
 namespace moke::server {
 namespace {
@@ -35,13 +38,43 @@ TEST(StatusUtil, CodesMapOneToOneAndLongMessagesAreTruncated) {
 }
 
 TEST(Auth, BearerToken) {
-  const std::string_view good = "Bearer t0k", wrong = "Bearer t0j", shorter = "Bearer t0", basic = "Basic t0k";
-  EXPECT_TRUE(CheckBearerToken(nullptr, "").ok());
-  EXPECT_TRUE(CheckBearerToken(&good, "t0k").ok());
-  EXPECT_EQ(CheckBearerToken(nullptr, "t0k").code(), absl::StatusCode::kUnauthenticated);
-  EXPECT_EQ(CheckBearerToken(&basic, "t0k").code(), absl::StatusCode::kUnauthenticated);
-  EXPECT_EQ(CheckBearerToken(&wrong, "t0k").code(), absl::StatusCode::kPermissionDenied);
-  EXPECT_EQ(CheckBearerToken(&shorter, "t0k").code(), absl::StatusCode::kPermissionDenied);
+  using V = std::vector<std::string_view>;
+  EXPECT_TRUE(CheckBearerToken({}, {""}).ok()) << "no token configured: auth off";
+  EXPECT_TRUE(CheckBearerToken({}, {"", ""}).ok());
+  EXPECT_TRUE(CheckBearerToken(V{"Bearer t0k"}, {"t0k"}).ok());
+  EXPECT_TRUE(CheckBearerToken(V{"bearer t0k"}, {"t0k"}).ok()) << "the scheme is case-insensitive";
+  EXPECT_TRUE(CheckBearerToken(V{"BeArEr  t0k"}, {"t0k"}).ok());
+  EXPECT_TRUE(CheckBearerToken(V{"Bearer r3ad"}, {"t0k", "r3ad"}).ok()) << "either accepted token";
+  EXPECT_TRUE(CheckBearerToken(V{"Bearer r3ad"}, {"", "r3ad"}).ok());
+  EXPECT_EQ(CheckBearerToken({}, {"t0k"}).code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(CheckBearerToken(V{"Basic t0k"}, {"t0k"}).code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(CheckBearerToken(V{"Bearert0k"}, {"t0k"}).code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(CheckBearerToken(V{"Bearer t0j"}, {"t0k"}).code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(CheckBearerToken(V{"Bearer t0"}, {"t0k"}).code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(CheckBearerToken(V{"Bearer "}, {"t0k"}).code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(CheckBearerToken(V{"Bearer r3ad"}, {"t0k", ""}).code(), absl::StatusCode::kPermissionDenied);
+  // Exactly one header: a second one (right or wrong, first or second) is refused.
+  EXPECT_EQ(CheckBearerToken(V{"Bearer t0k", "Bearer bad"}, {"t0k"}).code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(CheckBearerToken(V{"Bearer bad", "Bearer t0k"}, {"t0k"}).code(), absl::StatusCode::kUnauthenticated);
+}
+
+TEST(Auth, RefusalsAreLoggedWithoutTheToken) {
+  auto sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(16);
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("auth_test", sink));
+  const absl::Status s =
+      AuthorizeCall("list_edits", "ipv4:127.0.0.1:4242", {"Bearer sup3r-s3cret-guess"}, {"the-real-token"});
+  const absl::Status ok = AuthorizeCall("list_edits", "ipv4:127.0.0.1:4242", {"Bearer the-real-token"}, {"the-real-token"});
+  spdlog::set_default_logger(previous);
+  EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(ok.ok());
+  const std::vector<std::string> lines = sink->last_formatted();
+  ASSERT_EQ(lines.size(), 1u) << "one line for the refusal, none for the success";
+  EXPECT_NE(lines[0].find("list_edits"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("127.0.0.1:4242"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("wrong bearer token"), std::string::npos) << lines[0];
+  EXPECT_EQ(lines[0].find("sup3r"), std::string::npos) << lines[0];
+  EXPECT_EQ(lines[0].find("the-real-token"), std::string::npos) << lines[0];
 }
 
 TEST(Conversions, ProtoRoundTrip) {
@@ -58,19 +91,24 @@ TEST(Conversions, ProtoRoundTrip) {
   EXPECT_DOUBLE_EQ(info.relation_score(), 0.7);
   EXPECT_EQ(info.subject(), "Leo");
   EXPECT_EQ(info.fact_version(), 12u);
-  storage::LogRecord rec;
-  rec.edit_id = 3;
-  rec.version = 4;
-  rec.question = "q";
-  rec.answer = "a";
-  rec.request_id = "id";
-  rec.expert = 2;
+  EditEntry entry;
+  entry.record.edit_id = 3;
+  entry.record.version = 4;
+  entry.record.question = "q";
+  entry.record.answer = "a";
+  entry.record.request_id = "id";
+  entry.record.expert = 2;
+  entry.rolled_back_version = 9;
   moke::v1::EditRecord e;
-  EditRecordToProto(rec, &e);
+  EditEntryToProto(entry, &e);
   EXPECT_EQ(e.edit_id(), 3u);
+  EXPECT_EQ(e.version(), 4u);
   EXPECT_EQ(e.request_id(), "id");
-  EXPECT_EQ(DeadlineFrom(std::chrono::system_clock::time_point::max()), kNoDeadline);
-  const Deadline d = DeadlineFrom(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  EXPECT_EQ(e.rolled_back_version(), 9u);
+  EXPECT_EQ(StopReasonToProto(AskStop::kEndOfAnswer), moke::v1::STOP_END_OF_ANSWER);
+  EXPECT_EQ(StopReasonToProto(AskStop::kTokenLimit), moke::v1::STOP_TOKEN_LIMIT);
+  EXPECT_EQ(DeadlineFrom(std::chrono::system_clock::time_point::max()), Clock::time_point::max());
+  const Clock::time_point d = DeadlineFrom(std::chrono::system_clock::now() + std::chrono::seconds(10));
   EXPECT_GT(d, Clock::now() + std::chrono::seconds(9));
   EXPECT_LT(d, Clock::now() + std::chrono::seconds(11));
 }

@@ -4,15 +4,19 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <future>
 #include <set>
 #include <thread>
 
 #include "gtest/gtest.h"
 #include "moke/v1/moke.grpc.pb.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "server/server.h"
-#include "tests/server/test_util.h"
+#include "tests/testing/grpc_client.h"
+#include "tests/testing/http_get.h"
 #include "tests/testing/paths.h"
+#include "tests/testing/temp_dir.h"
 
 namespace moke::server {
 namespace {
@@ -21,6 +25,7 @@ namespace v1 = ::moke::v1;
 using moke::testing::SetDeadline;
 
 constexpr char kToken[] = "s3cret-token";
+constexpr char kReadToken[] = "r3ad-token";
 constexpr int kMaxQueue = 2;
 
 class ServiceTest : public ::testing::Test {
@@ -32,6 +37,7 @@ class ServiceTest : public ::testing::Test {
     o.metrics_listen = "127.0.0.1:0";
     o.model = moke::testing::DefaultModelDir();
     o.token = kToken;
+    o.read_token = kReadToken;
     o.engine.data_dir = dir_->path() + "/data";
     o.engine.snapshot_every = 0;
     o.engine.max_queue = kMaxQueue;
@@ -59,14 +65,37 @@ class ServiceTest : public ::testing::Test {
 
   static grpc::Status Edit(const std::string& q, const std::string& a, v1::EditFactResponse* resp,
                            const std::string& rid = "", const char* token = kToken) {
-    grpc::ClientContext ctx;
-    SetDeadline(&ctx, 120);
-    if (token) ctx.AddMetadata("authorization", std::string("Bearer ") + token);
     v1::EditFactRequest req;
     req.set_question(q);
     req.set_answer(a);
     req.set_request_id(rid);
+    return Edit(req, resp, token);
+  }
+  static grpc::Status Edit(const v1::EditFactRequest& req, v1::EditFactResponse* resp, const char* token = kToken) {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, 120);
+    if (token) moke::testing::AddBearer(&ctx, token);
     return stub_->EditFact(&ctx, req, resp);
+  }
+  static grpc::Status GetEdit(const std::string& rid, v1::GetEditResponse* resp, const char* token = kReadToken) {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, 10);
+    if (token) moke::testing::AddBearer(&ctx, token);
+    v1::GetEditRequest req;
+    req.set_request_id(rid);
+    return stub_->GetEdit(&ctx, req, resp);
+  }
+  // Sends `bytes` as the request of `method` ("/moke.v1.KnowledgeEditor/GetStatus"), bypassing the stubs.
+  static grpc::Status RawCall(const std::string& method, const std::string& bytes) {
+    grpc::GenericStub generic(*channel_);
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, 10);
+    moke::testing::AddBearer(&ctx, kToken);
+    grpc::Slice slice(bytes);
+    grpc::ByteBuffer req(&slice, 1), resp;
+    std::promise<grpc::Status> done;
+    generic.UnaryCall(&ctx, method, grpc::StubOptions(), &req, &resp, [&](grpc::Status s) { done.set_value(s); });
+    return done.get_future().get();
   }
   static grpc::Status Ask(const std::string& q, v1::AskResponse* resp, uint64_t min_version = 0,
                           double deadline_s = 60) {
@@ -88,6 +117,7 @@ class ServiceTest : public ::testing::Test {
   static v1::ListEditsResponse Edits() {
     grpc::ClientContext ctx;
     SetDeadline(&ctx, 10);
+    moke::testing::AddBearer(&ctx, kReadToken);
     v1::ListEditsRequest req;
     req.set_limit(1000);
     v1::ListEditsResponse resp;
@@ -126,6 +156,17 @@ TEST_F(ServiceTest, EditThenAskReadsYourWrite) {
   EXPECT_GE(a.version(), e.version());
   EXPECT_EQ(a.answer().rfind("Plimtown", 0), 0u) << "answer: " << a.answer();
   EXPECT_EQ(a.route().expert(), e.expert());
+  EXPECT_NE(a.stop_reason(), v1::STOP_UNSPECIFIED);
+  // Why an answer ended: one new token allowed, and the story model does not end after "Once upon a".
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, 60);
+  v1::AskRequest one;
+  one.set_question("Once upon a");
+  one.set_max_new_tokens(1);
+  v1::AskResponse short_answer;
+  ASSERT_TRUE(stub_->Ask(&ctx, one, &short_answer).ok());
+  EXPECT_EQ(short_answer.tokens_size(), 1);
+  EXPECT_EQ(short_answer.stop_reason(), v1::STOP_TOKEN_LIMIT);
 }
 
 TEST_F(ServiceTest, RetryWithSameRequestIdAppliesOnce) {
@@ -142,6 +183,22 @@ TEST_F(ServiceTest, RetryWithSameRequestIdAppliesOnce) {
   const v1::ListEditsResponse list = Edits();
   for (const auto& r : list.edits()) seen += r.request_id() == "req-42";
   EXPECT_EQ(seen, 1);
+  // The same id with other content is refused, naming the first edit; nothing is applied.
+  v1::EditFactResponse other;
+  const grpc::Status reused = Edit("Lily's dog is called", "Max", &other, "req-42");
+  EXPECT_EQ(reused.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_NE(reused.error_message().find("edit " + std::to_string(first.edit_id())), std::string::npos)
+      << reused.error_message();
+  EXPECT_EQ(Version(), v);
+  // GetEdit tells whether (and where) an edit was applied.
+  v1::GetEditResponse got;
+  ASSERT_TRUE(GetEdit("req-42", &got).ok());
+  EXPECT_EQ(got.edit().edit_id(), first.edit_id());
+  EXPECT_EQ(got.edit().version(), first.version());
+  EXPECT_EQ(got.edit().answer(), "Rex");
+  EXPECT_EQ(got.edit().rolled_back_version(), 0u);
+  EXPECT_EQ(GetEdit("never-sent", &got).error_code(), grpc::NOT_FOUND);
+  EXPECT_EQ(GetEdit("", &got).error_code(), grpc::INVALID_ARGUMENT);
 }
 
 TEST_F(ServiceTest, BadInputsAreRefusedAndVersionDoesNotMove) {
@@ -161,15 +218,64 @@ TEST_F(ServiceTest, BadInputsAreRefusedAndVersionDoesNotMove) {
       {std::string(257, 'q'), "x", grpc::INVALID_ARGUMENT},    // over --max-question-bytes
       {"q", std::string(65, 'a'), grpc::INVALID_ARGUMENT},     // over --max-answer-bytes
       {std::string(70000, 'q'), "x", grpc::RESOURCE_EXHAUSTED},  // over --max-message-bytes
+      {" \t\n ", "x", grpc::INVALID_ARGUMENT},                    // blank question
+      {"q", std::string("\0\0", 2), grpc::INVALID_ARGUMENT},       // NUL-only answer
+      {"q", "\xE3\x80\x80\xC2\xA0", grpc::INVALID_ARGUMENT},          // Unicode spaces only
   };
   for (const auto& c : cases) {
     v1::EditFactResponse e;
     grpc::Status s = Edit(c.q, c.a, &e);
     EXPECT_EQ(s.error_code(), c.code) << "q=" << c.q.substr(0, 20) << " a=" << c.a << ": " << s.error_message();
   }
+  // More unrelated prompts than an edit log record holds: refused before anything is applied, naming the
+  // limit (before the fix it was applied, and every later start failed on the record).
+  {
+    v1::EditFactRequest req;
+    req.set_question("Who painted the blue door?");
+    req.set_answer("Mia");
+    for (int i = 0; i < 1025; ++i) req.add_unrelated_prompts("x");
+    v1::EditFactResponse e;
+    const grpc::Status s = Edit(req, &e);
+    EXPECT_EQ(s.error_code(), grpc::INVALID_ARGUMENT);
+    EXPECT_NE(s.error_message().find("unrelated_prompts has 1025 entries; the limit is 1024"), std::string::npos)
+        << s.error_message();
+    req.clear_unrelated_prompts();
+    req.add_unrelated_prompts("   ");
+    EXPECT_EQ(Edit(req, &e).error_code(), grpc::INVALID_ARGUMENT);
+    req.clear_unrelated_prompts();
+    for (int i = 0; i < 17; ++i) req.add_paraphrases("Who painted it?");
+    EXPECT_EQ(Edit(req, &e).error_code(), grpc::INVALID_ARGUMENT);
+  }
   v1::AskResponse a;
   EXPECT_EQ(Ask("", &a).error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_EQ(Ask(" \n", &a).error_code(), grpc::INVALID_ARGUMENT);
   EXPECT_EQ(Ask(bad_utf8, &a).error_code(), grpc::INVALID_ARGUMENT);
+  // Requests that do not parse are INVALID_ARGUMENT with a message, whichever the RPC.
+  for (const char* method : {"GetStatus", "RestoreSnapshot", "ListEdits", "EditFact", "Ask", "GetEdit"}) {
+    const grpc::Status s = RawCall(std::string("/moke.v1.KnowledgeEditor/") + method, "\xFF\xFF\xFF");
+    EXPECT_EQ(s.error_code(), grpc::INVALID_ARGUMENT) << method << ": " << s.error_message();
+    EXPECT_NE(s.error_message().find("does not parse"), std::string::npos) << method;
+  }
+  // RetractFact of a fact nobody edited: NOT_FOUND with a message, and the version stays.
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, 10);
+    moke::testing::AddBearer(&ctx, kToken);
+    v1::RetractFactRequest req;
+    req.set_question("The mayor of Atlantis is");
+    v1::RetractFactResponse resp;
+    const grpc::Status s = stub_->RetractFact(&ctx, req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::NOT_FOUND) << s.error_message();
+    EXPECT_FALSE(s.error_message().empty());
+  }
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, 10);
+    moke::testing::AddBearer(&ctx, kToken);
+    v1::RetractFactRequest req;  // neither question nor edit id
+    v1::RetractFactResponse resp;
+    EXPECT_EQ(stub_->RetractFact(&ctx, req, &resp).error_code(), grpc::INVALID_ARGUMENT);
+  }
   // min_version that never comes: DEADLINE_EXCEEDED within the deadline.
   const auto t0 = std::chrono::steady_clock::now();
   grpc::Status late = Ask("hello", &a, 1000000, 0.5);
@@ -180,7 +286,7 @@ TEST_F(ServiceTest, BadInputsAreRefusedAndVersionDoesNotMove) {
            {"../edit.log", grpc::INVALID_ARGUMENT}, {"snap-999.bin", grpc::NOT_FOUND}}) {
     grpc::ClientContext ctx;
     SetDeadline(&ctx, 10);
-    ctx.AddMetadata("authorization", std::string("Bearer ") + kToken);
+    moke::testing::AddBearer(&ctx, kToken);
     v1::RestoreSnapshotRequest req;
     req.set_name(name);
     v1::RestoreSnapshotResponse resp;
@@ -221,6 +327,34 @@ TEST_F(ServiceTest, EditsWithoutTheRightTokenAreRefused) {
   }
   v1::AskResponse a;
   EXPECT_TRUE(Ask("q", &a).ok()) << "reads need no token";
+  // The edit history needs the read token (or the edit token); the scheme is case-insensitive; exactly
+  // one authorization header.
+  auto list = [](const std::vector<std::string>& headers) {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, 10);
+    for (const auto& h : headers) ctx.AddMetadata("authorization", h);
+    v1::ListEditsResponse resp;
+    return stub_->ListEdits(&ctx, v1::ListEditsRequest(), &resp).error_code();
+  };
+  EXPECT_EQ(list({}), grpc::UNAUTHENTICATED);
+  EXPECT_EQ(list({std::string("Bearer ") + kReadToken}), grpc::OK);
+  EXPECT_EQ(list({std::string("bearer ") + kReadToken}), grpc::OK);
+  EXPECT_EQ(list({std::string("BEARER ") + kToken}), grpc::OK);
+  EXPECT_EQ(list({"Bearer wrong"}), grpc::PERMISSION_DENIED);
+  EXPECT_EQ(list({std::string("Bearer ") + kReadToken, "Bearer wrong"}), grpc::UNAUTHENTICATED);
+  EXPECT_EQ(list({"Bearer wrong", std::string("Bearer ") + kReadToken}), grpc::UNAUTHENTICATED);
+  v1::GetEditResponse got;
+  EXPECT_EQ(GetEdit("req-42", &got, nullptr).error_code(), grpc::UNAUTHENTICATED);
+  // The read token does not grant edits.
+  EXPECT_EQ(Edit("q", "a", &e, "", kReadToken).error_code(), grpc::PERMISSION_DENIED);
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, 10);
+    ctx.AddMetadata("authorization", std::string("bearer ") + kToken);
+    ctx.AddMetadata("authorization", "Bearer nope");
+    v1::CreateSnapshotResponse resp;
+    EXPECT_EQ(stub_->CreateSnapshot(&ctx, v1::CreateSnapshotRequest(), &resp).error_code(), grpc::UNAUTHENTICATED);
+  }
   EXPECT_EQ(Version(), v);
 }
 
@@ -305,7 +439,7 @@ TEST_F(ServiceTest, ConcurrentAsksDuringAStreamOfEdits) {
 TEST_F(ServiceTest, SnapshotCreateListRestore) {
   grpc::ClientContext c1;
   SetDeadline(&c1, 60);
-  c1.AddMetadata("authorization", std::string("Bearer ") + kToken);
+  moke::testing::AddBearer(&c1, kToken);
   v1::CreateSnapshotResponse snap;
   ASSERT_TRUE(stub_->CreateSnapshot(&c1, v1::CreateSnapshotRequest(), &snap).ok());
   const uint64_t v = Version();
@@ -327,18 +461,35 @@ TEST_F(ServiceTest, SnapshotCreateListRestore) {
 
   grpc::ClientContext c3;
   SetDeadline(&c3, 60);
-  c3.AddMetadata("authorization", std::string("Bearer ") + kToken);
+  moke::testing::AddBearer(&c3, kToken);
   v1::RestoreSnapshotRequest req;
   req.set_name(snap.snapshot().name());
   v1::RestoreSnapshotResponse restored;
   ASSERT_TRUE(stub_->RestoreSnapshot(&c3, req, &restored).ok());
-  EXPECT_EQ(restored.version(), v);
+  // A restore is a new version above every earlier one: version v + 1 (the edit) is never reused.
+  EXPECT_EQ(restored.version(), v + 2);
   v1::AskResponse a;
-  ASSERT_TRUE(Ask("Tom's cat is", &a).ok());
-  EXPECT_EQ(a.version(), v);
-  // Edits continue from the restored version; the log keeps every edit.
+  ASSERT_TRUE(Ask("Tom's cat is", &a, v + 1).ok());
+  EXPECT_EQ(a.version(), v + 2);
+  // The rolled-back edit is marked in the history; the log keeps every edit.
+  const v1::ListEditsResponse history = Edits();
+  ASSERT_GE(history.edits_size(), 1);
+  const v1::EditRecord& last = history.edits(history.edits_size() - 1);
+  EXPECT_EQ(last.edit_id(), e.edit_id());
+  EXPECT_EQ(last.rolled_back_version(), v + 2);
+  // Edits continue above the restore.
   ASSERT_TRUE(Edit("Tom's cat is", "Mittens", &e).ok());
-  EXPECT_EQ(e.version(), v + 1);
+  EXPECT_EQ(e.version(), v + 3);
+  // A snapshot of a version this history never reached is refused.
+  std::filesystem::copy_file(dir_->path() + "/data/snapshots/" + snap.snapshot().name(),
+                             dir_->path() + "/data/snapshots/snap-999.bin");
+  grpc::ClientContext c4;
+  SetDeadline(&c4, 60);
+  moke::testing::AddBearer(&c4, kToken);
+  req.set_name("snap-999.bin");
+  EXPECT_EQ(stub_->RestoreSnapshot(&c4, req, &restored).error_code(), grpc::FAILED_PRECONDITION);
+  std::filesystem::remove(dir_->path() + "/data/snapshots/snap-999.bin");
+  EXPECT_EQ(Version(), v + 3);
 }
 
 TEST_F(ServiceTest, MetricsScrapePassesPromtool) {

@@ -172,16 +172,27 @@ TEST_F(EditLogTest, PrefixThenZeroFillIsTorn) {
   const std::string two = std::string(kLogFileMagic, kLogFileHeaderSize) + EncodeLogRecord(Edit(1, "q1", "a1")) +
                           EncodeLogRecord(Edit(2, "q2", "a2"));
   LogRecord last = Edit(3, "q3", "a3");
-  last.unrelated = {"an unrelated prompt"};  // the record ends in non-zero bytes: a zero fill cannot remake it
+  last.unrelated = {"an unrelated prompt"};
   const std::string third = EncodeLogRecord(last);
+  // The payload ends in zero bytes (retracted_version 0 of an edit), so a fill can remake the record.
+  const size_t trailing_zeros = third.size() - 1 - third.find_last_not_of('\0');
+  ASSERT_GT(trailing_zeros, 0u);
   for (size_t keep : {size_t{0}, size_t{2}, size_t{4}, size_t{11}, kRecordHeaderSize - 1, kRecordHeaderSize,
-                      kRecordHeaderSize + 9, third.size() - 1}) {
+                      kRecordHeaderSize + 9, third.size() - trailing_zeros - 1, third.size() - trailing_zeros,
+                      third.size() - 1}) {
     for (size_t zeros : {size_t{0}, size_t{5}, third.size() - std::min(keep, third.size()), size_t{4096}}) {
       WriteAll(two + third.substr(0, keep) + std::string(zeros, '\0'));
       std::vector<LogRecord> recs;
       auto log = EditLog::Open(path_, &recs);
-      // A verified header whose payload is complete but zero-filled fails its checksum: corruption.
       const bool complete = keep >= kRecordHeaderSize && keep + zeros >= third.size();
+      if (complete && keep >= third.size() - trailing_zeros) {
+        // The fill wrote what the append would have: the record is whole; the zeros after it are torn.
+        ASSERT_TRUE(log.ok()) << "keep " << keep << " zeros " << zeros << ": " << log.status();
+        EXPECT_EQ(recs.size(), 3u) << "keep " << keep << " zeros " << zeros;
+        EXPECT_EQ(ReadAll(), two + third) << "keep " << keep << " zeros " << zeros;
+        continue;
+      }
+      // A verified header whose payload is complete but zero-filled fails its checksum: corruption.
       if (complete) {
         ASSERT_FALSE(log.ok()) << "keep " << keep << " zeros " << zeros;
         EXPECT_EQ(log.status().code(), absl::StatusCode::kDataLoss);
@@ -237,6 +248,58 @@ TEST(EditLogParse, PayloadRoundTrip) {
   EXPECT_EQ(*back, r);
   EXPECT_FALSE(DecodeLogPayload(EncodeLogPayload(r) + "x").ok());
   EXPECT_FALSE(DecodeLogPayload("").ok());
+}
+
+
+// The exported limits are the reader's: a writer that checks them writes only records the reader takes.
+TEST(EditLogParse, ExportedLimitsAreTheReadersLimits) {
+  LogRecord r = Edit(1, "Who wrote it?", "Anna", "req-1");
+  r.unrelated.assign(kMaxUnrelatedPrompts, "unrelated");
+  r.subject = "it";
+  r.paraphrases.assign(kMaxParaphrases, "Who is the author?");
+  size_t strings = r.question.size() + r.answer.size() + r.request_id.size() + r.snapshot.size() + r.subject.size();
+  for (const auto& u : r.unrelated) strings += u.size();
+  for (const auto& p : r.paraphrases) strings += p.size();
+  const std::string payload = EncodeLogPayload(r);
+  EXPECT_EQ(payload.size(),
+            kPayloadFixedBytes + (5 + r.unrelated.size() + r.paraphrases.size()) * kPayloadBytesPerString + strings);
+  EXPECT_TRUE(DecodeLogPayload(payload).ok());
+  LogRecord more = r;
+  more.unrelated.push_back("one too many");
+  auto over = DecodeLogPayload(EncodeLogPayload(more));
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.status().code(), absl::StatusCode::kDataLoss);
+  more = r;
+  more.paraphrases.push_back("one too many");
+  over = DecodeLogPayload(EncodeLogPayload(more));
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.status().code(), absl::StatusCode::kDataLoss);
+}
+
+// Format 3 carries the scope keys and retracts; format 2 records (written before it) still read.
+TEST(EditLogParse, RetractAndScopeKeysRoundTripAndFormat2StillReads) {
+  LogRecord e = Edit(1, "The mother of Leo DiCaprio is", "Anna", "req-1");
+  e.subject = "Leo DiCaprio";
+  e.paraphrases = {"Who is Leo DiCaprio's mother?"};
+  LogRecord x;
+  x.type = LogRecordType::kRetract;
+  x.version = 2;
+  x.retracted_version = 1;
+  x.question = "Who is Leo DiCaprio's mother?";
+  x.request_id = "req-2";
+  for (const LogRecord& r : {e, x}) {
+    auto back = DecodeLogPayload(EncodeLogPayload(r));
+    ASSERT_TRUE(back.ok()) << back.status();
+    EXPECT_EQ(*back, r);
+  }
+  // A format-2 payload: the format byte 2 and no fields after the unrelated prompts.
+  LogRecord old = Edit(1, "Who wrote it?", "Anna", "req-1");
+  std::string payload = EncodeLogPayload(old);
+  payload[0] = 2;
+  payload.resize(payload.size() - (kPayloadBytesPerString + 4 + 8));  // empty subject, no paraphrases, u64
+  auto back = DecodeLogPayload(payload);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, old);
 }
 
 }  // namespace

@@ -93,15 +93,44 @@ TEST(PlanRecovery, CheckpointsInOrderForFallback) {
   EXPECT_EQ(plan->edits.size(), 5u);                 // last resort: version 0 and all five
 }
 
+// A restore of snap-2 after version 3 is version 4: a new version above every earlier one.
+LogRecord Restore(const std::string& snapshot, uint64_t version) {
+  LogRecord r;
+  r.type = LogRecordType::kRestore;
+  r.version = version;
+  r.snapshot = snapshot;
+  return r;
+}
+
 TEST(PlanRecovery, RestoreStartsANewLineage) {
   auto plan = PlanRecovery({Edit(1, 1), Edit(2, 2), Marker(LogRecordType::kSnapshot, 2), Edit(3, 3),
-                            Marker(LogRecordType::kRestore, 2), Edit(4, 3), Edit(5, 4)});
+                            Restore("snap-2.bin", 4), Edit(4, 5), Marker(LogRecordType::kSnapshot, 5), Edit(5, 6)});
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_EQ(plan->base_snapshot, "snap-2.bin");
-  EXPECT_EQ(plan->base_version, 2u);
-  EXPECT_TRUE(plan->checkpoints.empty());
+  EXPECT_EQ(plan->base_version, 4u);
+  ASSERT_EQ(plan->checkpoints.size(), 1u);
+  EXPECT_EQ(plan->checkpoints[0].snapshot, "snap-5.bin");
+  EXPECT_EQ(plan->checkpoints[0].edits_before, 1u);
   ASSERT_EQ(plan->edits.size(), 2u);
   EXPECT_EQ(plan->edits[0].edit_id, 4u);
+  EXPECT_EQ(plan->last_version, 6u);
+}
+
+// Versions never go back: a restore that reuses a version (the old behaviour), or names a snapshot of a
+// version the log never reached, is refused.
+TEST(PlanRecovery, RestoreMustMoveTheVersionForward) {
+  for (const auto& bad : std::vector<std::vector<LogRecord>>{
+           {Edit(1, 1), Edit(2, 2), Edit(3, 3), Restore("snap-1.bin", 1), Edit(4, 2)},
+           {Edit(1, 1), Edit(2, 2), Restore("snap-1.bin", 2)},
+           {Edit(1, 1), Restore("snap-6.bin", 2)},
+           {Edit(1, 1), Restore("../edit.log", 2)}}) {
+    auto plan = PlanRecovery(bad);
+    ASSERT_FALSE(plan.ok());
+    EXPECT_EQ(plan.status().code(), absl::StatusCode::kDataLoss) << plan.status();
+  }
+  auto empty = PlanRecovery({});
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(empty->last_version, 0u);
 }
 
 TEST(PlanRecovery, VersionGapIsDataLoss) {
