@@ -8,8 +8,8 @@
 //   - a WorkerPool for Ask and Score, which read the latest published KnowledgeView and so never wait for
 //     an edit in progress;
 //   - an AskBatcher (core/editor/ask_batch.h) that decodes concurrent Asks together (--max-batch > 1) and
-//     streams AskStream's tokens: a worker plans the answer and runs the question's forward, the batcher's
-//     decoder thread the steps.
+//     streams AskStream's tokens: a worker plans the answer (its route), the batcher's decoder thread runs
+//     the prompts and the steps.
 // The Editor (core) is used by the editor thread alone once serving, except Current(), which any thread
 // may call.
 //

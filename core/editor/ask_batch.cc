@@ -63,6 +63,8 @@ struct AskBatcher::Impl {
       : options(o), anchor(std::move(a)), model(anchor->state().model()), decoder(model, o.max_batch) {}
 
   void Loop();
+  // The admitted requests' prompts in one forward, their first tokens, then into the batch (or done).
+  void Admit(std::vector<std::unique_ptr<Request>> admit);
   bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return stopping || !waiting.empty(); }
   bool BatchFull() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     return stopping || waiting.size() >= static_cast<size_t>(options.max_batch);
@@ -74,7 +76,7 @@ struct AskBatcher::Impl {
   OverrideCache overrides;
 
   absl::Mutex mu;
-  std::deque<std::pair<DecodeRow, std::unique_ptr<Request>>> waiting ABSL_GUARDED_BY(mu);
+  std::deque<std::unique_ptr<Request>> waiting ABSL_GUARDED_BY(mu);
   bool stopping ABSL_GUARDED_BY(mu) = false;
   bool exited ABSL_GUARDED_BY(mu) = false;  // the loop ended: nothing pushed now would be decoded
   std::thread thread;
@@ -128,30 +130,59 @@ void AskBatcher::Ask(std::shared_ptr<const KnowledgeView> view, const std::strin
   r->budget = budget;
   r->on_piece = std::move(on_piece);
   r->done = std::move(done);
-  DecodeRow row;
   absl::Status s = GuardTorch("ask", [&]() -> absl::Status {
     at::InferenceMode guard;
     MOKE_ASSIGN_OR_RETURN(r->plan, PlanAsk(r->view->state(), question, max_new_tokens, routing, &d.overrides));
-    row = BatchDecoder::Start(d.model, r->plan.ids, r->plan.limit, r->plan.override, budget);
     return absl::OkStatus();
   });
   if (!s.ok()) return r->done(s);
-  if (!row.generation.tokens.empty()) Emit(d.model, r.get(), row.generation.tokens.back(), row.pending == 0);
-  if (row.finished) return Finish(std::move(r), std::move(row.generation));
   {
     absl::MutexLock lock(&d.mu);
     if (!d.exited) {
-      d.waiting.emplace_back(std::move(row), std::move(r));  // may pass max_waiting by the askers in flight
+      d.waiting.push_back(std::move(r));  // may pass max_waiting by the askers in flight
       return;
     }
   }
   r->done(absl::UnavailableError("the answer batcher stopped"));
 }
 
+void AskBatcher::Impl::Admit(std::vector<std::unique_ptr<Request>> admit) {
+  std::vector<BatchDecoder::Request> starts;
+  for (const auto& r : admit) starts.push_back({r->plan.ids, r->plan.limit, r->plan.override, r->budget});
+  std::vector<DecodeRow> rows;
+  absl::Status s = GuardTorch("ask (prompts)", [&] {
+    rows = BatchDecoder::Start(model, std::move(starts));
+    return absl::OkStatus();
+  });
+  for (size_t i = 0; i < admit.size(); ++i) {
+    std::unique_ptr<Request>& r = admit[i];
+    if (!s.ok()) {
+      r->done(s);
+      continue;
+    }
+    DecodeRow& row = rows[i];
+    if (!row.generation.tokens.empty()) Emit(model, r.get(), row.generation.tokens.back(), row.pending == 0);
+    if (row.finished) {
+      Finish(std::move(r), std::move(row.generation));
+      continue;
+    }
+    const uint64_t tag = next_tag++;
+    absl::Status joined = GuardTorch("ask (joining the batch)", [&] {
+      decoder.Join(std::move(row), tag);
+      return absl::OkStatus();
+    });
+    if (!joined.ok()) {
+      r->done(joined);
+      continue;
+    }
+    active.emplace(tag, std::move(r));
+  }
+}
+
 void AskBatcher::Impl::Loop() {
   at::InferenceMode guard;
   for (;;) {
-    std::vector<std::pair<DecodeRow, std::unique_ptr<Request>>> admit;
+    std::vector<std::unique_ptr<Request>> admit;
     {
       absl::MutexLock lock(&mu);
       if (decoder.rows() == 0) {
@@ -170,23 +201,7 @@ void AskBatcher::Impl::Loop() {
         waiting.pop_front();
       }
     }
-    for (auto& [row, request] : admit) {
-      if (row.budget.exhausted()) {  // cancelled while it waited: as if checked before this forward
-        row.generation.stop = LlamaModel::Stop::kBudget;
-        Finish(std::move(request), std::move(row.generation));
-        continue;
-      }
-      const uint64_t tag = next_tag++;
-      absl::Status s = GuardTorch("ask (joining the batch)", [&] {
-        decoder.Join(std::move(row), tag);
-        return absl::OkStatus();
-      });
-      if (!s.ok()) {
-        request->done(s);
-        continue;
-      }
-      active.emplace(tag, std::move(request));
-    }
+    if (!admit.empty()) Admit(std::move(admit));
     if (decoder.rows() == 0) continue;
     const int rows = decoder.rows();
     std::vector<BatchDecoder::Event> events;

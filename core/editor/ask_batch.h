@@ -1,8 +1,8 @@
 // AskBatcher: answers many Asks at once (issue 17). The caller's thread plans the answer (route, expert,
-// length limit: ask_plan.h) and runs the question's forward; the batcher's one decoder thread then
-// decodes every admitted request together, one forward per step for all of them (continuous batching:
-// core/model/batch_decode.h), each with its own expert at the edit layer and its own KV cache. A request
-// joins at the next step and leaves at the step that ends it. Answers are KnowledgeView::Ask's, token for
+// length limit: ask_plan.h); the batcher's one decoder thread runs the prompts of the requests that arrived
+// since its last step in one forward, then decodes every admitted request together, one forward per step
+// for all of them (continuous batching: core/model/batch_decode.h), each with its own expert at the edit
+// layer and its own KV cache. A request joins at the next step and leaves at the step that ends it. Answers are KnowledgeView::Ask's, token for
 // token; each request is answered from the view it was given (a reader keeps the version it started with).
 //
 // Tokens can be streamed: `on_piece` receives every token as it is made, and the answer's text as soon as
@@ -42,7 +42,7 @@ class AskBatcher {
     // An idle decoder that gets one request waits this long for others before its first step (0: none);
     // once it runs, requests join at the next step and no one waits.
     std::chrono::microseconds window{2000};
-    size_t max_waiting = 256;  // prefilled requests waiting for a row; more: RESOURCE_EXHAUSTED
+    size_t max_waiting = 256;  // planned requests waiting for a row; more: RESOURCE_EXHAUSTED
     // Called on the decoder thread after each step with the number of rows it decoded (metrics).
     std::function<void(int rows)> on_step;
   };
@@ -55,9 +55,9 @@ class AskBatcher {
   using Done = std::function<void(absl::StatusOr<AskResult>)>;
 
   // Answers `question` from `view` (max_new_tokens <= 0: the editor's default). Blocks the caller for the
-  // plan and the question's forward, then returns; `done` is called exactly once: inline (a bad question,
-  // an answer that ends with its first token, RESOURCE_EXHAUSTED when max_waiting requests wait,
-  // UNAVAILABLE once stopping) or later from the decoder thread. `on_piece` (may be empty) is called before
+  // plan (the route), then returns; `done` is called exactly once: inline (a bad question,
+  // RESOURCE_EXHAUSTED when max_waiting requests wait, UNAVAILABLE once stopping) or later from the
+  // decoder thread. `on_piece` (may be empty) is called before
   // `done` for every token. The budget is checked before every forward: when it runs out the request
   // leaves the batch and `done` gets CANCELLED or DEADLINE_EXCEEDED.
   void Ask(std::shared_ptr<const KnowledgeView> view, const std::string& question, int max_new_tokens,

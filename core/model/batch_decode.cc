@@ -66,27 +66,62 @@ BatchDecoder::BatchDecoder(const LlamaModel& model, int max_rows) : model_(model
 
 BatchDecoder::~BatchDecoder() = default;
 
-DecodeRow BatchDecoder::Start(const LlamaModel& m, const std::vector<int64_t>& prompt_ids, int max_new_tokens,
-                              std::shared_ptr<const DownOverride> override, const Budget& budget) {
+std::vector<DecodeRow> BatchDecoder::Start(const LlamaModel& m, std::vector<Request> requests) {
   at::InferenceMode guard;
-  DecodeRow r;
-  r.override = std::move(override);
-  r.budget = budget;
-  const int64_t room = m.config().max_position_embeddings - static_cast<int64_t>(prompt_ids.size());
-  r.max_new_tokens = static_cast<int>(std::min<int64_t>(max_new_tokens, std::max<int64_t>(room, 0)));
-  if (r.max_new_tokens <= 0 || prompt_ids.empty()) {
-    r.finished = true;
-    return r;
+  std::vector<DecodeRow> rows(requests.size());
+  std::vector<size_t> run;  // the requests that need the forward
+  int64_t longest = 0;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    Request& q = requests[i];
+    DecodeRow& r = rows[i];
+    r.override = std::move(q.override);
+    r.budget = q.budget;
+    const int64_t room = m.config().max_position_embeddings - static_cast<int64_t>(q.prompt_ids.size());
+    r.max_new_tokens = static_cast<int>(std::min<int64_t>(q.max_new_tokens, std::max<int64_t>(room, 0)));
+    if (r.max_new_tokens <= 0 || q.prompt_ids.empty()) {
+      r.finished = true;
+    } else if (q.budget.exhausted()) {
+      r.generation.stop = LlamaModel::Stop::kBudget;
+      r.finished = true;
+    } else {
+      run.push_back(i);
+      longest = std::max<int64_t>(longest, static_cast<int64_t>(q.prompt_ids.size()));
+    }
   }
-  if (budget.exhausted()) {
-    r.generation.stop = LlamaModel::Stop::kBudget;
-    r.finished = true;
-    return r;
+  if (run.empty()) return rows;
+  const int64_t n = static_cast<int64_t>(run.size());
+  // Right padding needs no mask: attention is causal, so no real position sees a padded one.
+  std::vector<int64_t> ids(n * longest, m.config().bos_token_id), last(n);
+  std::vector<const DownOverride*> overrides(n);
+  for (int64_t j = 0; j < n; ++j) {
+    const std::vector<int64_t>& p = requests[run[j]].prompt_ids;
+    std::copy(p.begin(), p.end(), ids.begin() + j * longest);
+    last[j] = static_cast<int64_t>(p.size()) - 1;
+    overrides[j] = rows[run[j]].override.get();
   }
-  at::Tensor logits = m.Forward(at::tensor(prompt_ids, m.id_options()).unsqueeze(0), &r.cache, r.override.get());
-  at::Tensor last = logits.select(1, logits.size(1) - 1);  // [1, V]
-  Accept(m, &r, ChooseNext(last, {0}, m.utf8_mid_char_, m.utf8_char_start_)[0]);
-  return r;
+  KvCache cache;
+  at::Tensor h = m.Embed(at::tensor(ids, m.id_options()).view({n, longest}));  // [n, T, D]
+  for (int64_t l = 0; l < m.config().num_hidden_layers; ++l) {
+    at::Tensor h_mid = m.Attention(h, l, &cache, 0);
+    h = h_mid + DownProduct(m, m.MlpInput(h_mid, l), l, overrides);
+  }
+  // Each row's last prompt position -> [n, 1, D] -> logits [n, V].
+  at::Tensor at_last = at::tensor(last, m.id_options()).view({n, 1, 1}).expand({n, 1, h.size(2)});
+  at::Tensor logits = m.Head(h.gather(1, at_last)).select(1, 0);
+  const std::vector<int64_t> next = ChooseNext(logits, std::vector<int>(n, 0), m.utf8_mid_char_, m.utf8_char_start_);
+  for (int64_t j = 0; j < n; ++j) {
+    DecodeRow& r = rows[run[j]];
+    const int64_t length = last[j] + 1;
+    r.cache.k.resize(cache.k.size());
+    r.cache.v.resize(cache.v.size());
+    for (size_t l = 0; l < cache.k.size(); ++l) {
+      r.cache.k[l] = cache.k[l].narrow(0, j, 1).narrow(2, 0, length);  // [1, KV, T_j, hd]
+      r.cache.v[l] = cache.v[l].narrow(0, j, 1).narrow(2, 0, length);
+    }
+    r.cache.length = length;
+    Accept(m, &r, next[j]);
+  }
+  return rows;
 }
 
 void BatchDecoder::Reserve(int64_t positions) {
@@ -143,13 +178,14 @@ std::vector<uint64_t> BatchDecoder::Clear() {
   return tags;
 }
 
-at::Tensor BatchDecoder::DownProduct(const at::Tensor& a, int64_t l) const {
-  const at::Tensor& base = model_.layers_[l].down;
+at::Tensor BatchDecoder::DownProduct(const LlamaModel& m, const at::Tensor& a, int64_t l,
+                                     const std::vector<const DownOverride*>& overrides) {
+  const at::Tensor& base = m.layers_[l].down;
   // Rows by the weight they use, in order of first use.
   std::vector<const at::Tensor*> weights;
   std::vector<std::vector<int64_t>> members;
-  for (size_t i = 0; i < rows_.size(); ++i) {
-    const DownOverride* o = rows_[i].row.override.get();
+  for (size_t i = 0; i < overrides.size(); ++i) {
+    const DownOverride* o = overrides[i];
     const at::Tensor* w = (o != nullptr && o->layer == l) ? &o->weight : &base;
     size_t g = 0;
     while (g < weights.size() && !weights[g]->is_same(*w)) ++g;
@@ -160,7 +196,7 @@ at::Tensor BatchDecoder::DownProduct(const at::Tensor& a, int64_t l) const {
     members[g].push_back(static_cast<int64_t>(i));
   }
   if (weights.size() == 1) return at::linear(a, weights[0]->to(a.scalar_type()));
-  at::Tensor out = at::empty({a.size(0), a.size(1), base.size(0)}, a.options());  // [n, 1, D]
+  at::Tensor out = at::empty({a.size(0), a.size(1), base.size(0)}, a.options());  // [n, T, D]
   for (size_t g = 0; g < weights.size(); ++g) {
     at::Tensor idx = at::tensor(members[g], at::TensorOptions().dtype(at::kLong).device(a.device()));
     out.index_copy_(0, idx, at::linear(a.index_select(0, idx), weights[g]->to(a.scalar_type())));
@@ -192,6 +228,8 @@ std::vector<BatchDecoder::Event> BatchDecoder::Step() {
   at::Tensor masked = (at::arange(span, m.id_options()).unsqueeze(0) > pos.unsqueeze(1)).view({n, 1, 1, span});
   const double scale = std::sqrt(static_cast<double>(hd));
 
+  std::vector<const DownOverride*> overrides(n);
+  for (int64_t i = 0; i < n; ++i) overrides[i] = rows_[i].row.override.get();
   at::Tensor h = m.Embed(at::tensor(ids, m.id_options()).view({n, 1}));  // [n, 1, D]
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const LlamaModel::Layer& L = m.layers_[l];
@@ -215,7 +253,7 @@ std::vector<BatchDecoder::Event> BatchDecoder::Step() {
     at::Tensor probs = scores.softmax(-1).to(h.scalar_type());
     at::Tensor out = at::matmul(probs, vv).transpose(1, 2).reshape({n, 1, H * hd});
     at::Tensor h_mid = h + at::linear(out, L.wo);
-    h = h_mid + DownProduct(m.MlpInput(h_mid, l), l);
+    h = h_mid + DownProduct(m, m.MlpInput(h_mid, l), l, overrides);
   }
   at::Tensor logits = m.Head(h).select(1, 0);  // [n, V]
 

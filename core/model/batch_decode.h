@@ -3,7 +3,8 @@
 // position, and its own down-projection at the layer its override names: rows that share an override
 // weight are multiplied together, the others by the layer's own weight (LoRAX/S-LoRA's "different adapters
 // in one batch", with moke's expert as the adapter). A request joins after its prompt's forward
-// (BatchDecoder::Start, on any thread) and leaves at the step that finishes it; the others carry on.
+// (BatchDecoder::Start: the prompts of every request that arrives together in one forward) and leaves at
+// the step that finishes it; the others carry on.
 //
 // Every row gets the tokens LlamaModel::Generate gives it alone: the same greedy choice over well-formed
 // UTF-8, the same stops (EOS or BOS, the token limit clamped to the context window), the same budget check
@@ -27,7 +28,7 @@ namespace moke {
 
 // One request's decoding state. Movable; owned by whoever holds it (the caller, then the decoder).
 struct DecodeRow {
-  KvCache cache;                                 // keys/values of the prompt (and, inside Start, nothing more)
+  KvCache cache;                                 // keys/values of the prompt, until Join takes them
   std::shared_ptr<const DownOverride> override;  // null: the original weights everywhere
   Budget budget;
   LlamaModel::Generation generation;             // the tokens so far; `stop` once finished
@@ -44,10 +45,18 @@ class BatchDecoder {
   BatchDecoder(const BatchDecoder&) = delete;
   BatchDecoder& operator=(const BatchDecoder&) = delete;
 
-  // Generate's first step: the prompt's forward (with `override`) and the first greedy token. The row is
-  // finished when that already ends it (no room, budget spent, EOS, a limit of one token).
-  static DecodeRow Start(const LlamaModel& model, const std::vector<int64_t>& prompt_ids, int max_new_tokens,
-                         std::shared_ptr<const DownOverride> override, const Budget& budget);
+  // What a request asks the decoder for.
+  struct Request {
+    std::vector<int64_t> prompt_ids;               // BOS, then the prompt
+    int max_new_tokens = 0;
+    std::shared_ptr<const DownOverride> override;  // null: the original weights everywhere
+    Budget budget;
+  };
+  // Generate's first step for each request: the prompts' forward (one forward for all of them, right-
+  // padded to the longest; each row with its own override) and each one's first greedy token. A row is
+  // finished when that already ends it (no room, budget spent, EOS, a limit of one token). Rows come back
+  // in the order of `requests`.
+  static std::vector<DecodeRow> Start(const LlamaModel& model, std::vector<Request> requests);
 
   int rows() const { return static_cast<int>(rows_.size()); }
   int max_rows() const { return max_rows_; }
@@ -80,8 +89,11 @@ class BatchDecoder {
   void Reserve(int64_t positions);
   // Moves the last slot into slot i (its buffers too) and drops the last.
   void Remove(size_t i);
-  // a [n, 1, F] -> [n, 1, D]: layer l's down-projection, each row with its own weight.
-  at::Tensor DownProduct(const at::Tensor& a, int64_t l) const;
+  // a [n, T, F] -> [n, T, D]: layer l's down-projection, row i with overrides[i]'s weight when that
+  // override is for layer l (null or another layer: the layer's own weight). Rows that share a weight are
+  // multiplied together.
+  static at::Tensor DownProduct(const LlamaModel& model, const at::Tensor& a, int64_t l,
+                                const std::vector<const DownOverride*>& overrides);
 
   const LlamaModel& model_;
   const int max_rows_;

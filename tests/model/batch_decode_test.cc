@@ -62,10 +62,11 @@ struct Job {
   LlamaModel::Generation alone;
 };
 
-// Runs `jobs` through a decoder of `max_rows`, admitting a new job every `join_every` steps (when there is
-// room), so that rows join and leave at different steps. Returns each job's generation.
+// Runs `jobs` through a decoder of `max_rows`, admitting up to `group` new jobs (prefilled together) every
+// `join_every` steps when there is room, so that rows join and leave at different steps. Returns each
+// job's generation.
 std::vector<LlamaModel::Generation> RunBatched(const LlamaModel& m, const std::vector<Job>& jobs, int max_rows,
-                                               int join_every, int* max_seen_rows) {
+                                               int join_every, int group, int* max_seen_rows) {
   BatchDecoder decoder(m, max_rows);
   std::vector<LlamaModel::Generation> out(jobs.size());
   size_t next = 0;
@@ -73,15 +74,23 @@ std::vector<LlamaModel::Generation> RunBatched(const LlamaModel& m, const std::v
   int step = 0;
   *max_seen_rows = 0;
   while (done < jobs.size()) {
-    if (next < jobs.size() && decoder.rows() < decoder.max_rows() && step % join_every == 0) {
-      DecodeRow r = BatchDecoder::Start(m, jobs[next].prompt, jobs[next].max_new, jobs[next].override, Budget());
-      if (r.finished) {
-        out[next] = std::move(r.generation);
-        ++done;
-      } else {
-        decoder.Join(std::move(r), next);
+    if (step % join_every == 0) {
+      std::vector<BatchDecoder::Request> start;
+      std::vector<size_t> which;
+      while (next < jobs.size() && decoder.rows() + static_cast<int>(start.size()) < decoder.max_rows() &&
+             static_cast<int>(start.size()) < group) {
+        start.push_back({jobs[next].prompt, jobs[next].max_new, jobs[next].override, Budget()});
+        which.push_back(next++);
       }
-      ++next;
+      std::vector<DecodeRow> rows = BatchDecoder::Start(m, std::move(start));
+      for (size_t k = 0; k < rows.size(); ++k) {
+        if (rows[k].finished) {
+          out[which[k]] = std::move(rows[k].generation);
+          ++done;
+        } else {
+          decoder.Join(std::move(rows[k]), which[k]);
+        }
+      }
     }
     *max_seen_rows = std::max(*max_seen_rows, decoder.rows());
     for (BatchDecoder::Event& e : decoder.Step()) {
@@ -93,6 +102,10 @@ std::vector<LlamaModel::Generation> RunBatched(const LlamaModel& m, const std::v
     ++step;
   }
   return out;
+}
+
+DecodeRow StartOne(const LlamaModel& m, const std::vector<int64_t>& prompt, int max_new, const Budget& budget) {
+  return std::move(BatchDecoder::Start(m, {{prompt, max_new, nullptr, budget}})[0]);
 }
 
 TEST_F(BatchDecodeTest, SameTokensAsOneByOneWithDifferentOverridesAndLimits) {
@@ -115,9 +128,13 @@ TEST_F(BatchDecodeTest, SameTokensAsOneByOneWithDifferentOverridesAndLimits) {
   }
   EXPECT_GT(changed, 3);
 
-  for (auto [max_rows, join_every] : {std::pair{6, 1}, std::pair{16, 2}, std::pair{3, 3}, std::pair{32, 1}}) {
+  struct Shape {
+    int max_rows, join_every, group;
+  };
+  for (Shape sh : {Shape{6, 1, 1}, Shape{16, 2, 3}, Shape{3, 3, 2}, Shape{32, 1, 32}}) {
+    const int max_rows = sh.max_rows;
     int seen = 0;
-    const auto got = RunBatched(*model_, jobs, max_rows, join_every, &seen);
+    const auto got = RunBatched(*model_, jobs, max_rows, sh.join_every, sh.group, &seen);
     EXPECT_GE(seen, std::min(max_rows, 3)) << "rows really decoded together";
     for (size_t i = 0; i < jobs.size(); ++i) {
       EXPECT_EQ(got[i].tokens, jobs[i].alone.tokens) << Prompts()[i] << " (max_rows " << max_rows << ")";
@@ -138,7 +155,7 @@ TEST_F(BatchDecodeTest, TokenLimitAndEndOfSequenceAndTheContextWindow) {
                         {model_->EncodePrompt("The dog ran fast"), 64, nullptr,
                          model_->Generate(model_->EncodePrompt("The dog ran fast"), 64)}};
   int seen = 0;
-  const auto got = RunBatched(*model_, jobs, 4, 1, &seen);
+  const auto got = RunBatched(*model_, jobs, 4, 1, 2, &seen);
   EXPECT_EQ(got[0].tokens, alone.tokens);
   EXPECT_EQ(got[1].tokens, jobs[1].alone.tokens);
   EXPECT_EQ(got[1].stop, jobs[1].alone.stop);
@@ -153,15 +170,15 @@ TEST_F(BatchDecodeTest, ARowWhoseBudgetRunsOutLeavesAndTheOthersCarryOn) {
   cancellable.cancelled = flag;
 
   // Cancelled before it starts: no tokens, stopped by the budget.
-  DecodeRow none = BatchDecoder::Start(*model_, p1, 12, nullptr, Budget{Budget::Clock::time_point::max(),
-                                                                        std::make_shared<std::atomic<bool>>(true)});
+  DecodeRow none =
+      StartOne(*model_, p1, 12, Budget{Budget::Clock::time_point::max(), std::make_shared<std::atomic<bool>>(true)});
   EXPECT_TRUE(none.finished);
   EXPECT_TRUE(none.generation.tokens.empty());
   EXPECT_EQ(none.generation.stop, LlamaModel::Stop::kBudget);
 
   BatchDecoder decoder(*model_, 4);
-  decoder.Join(BatchDecoder::Start(*model_, p1, 12, nullptr, cancellable), 1);
-  decoder.Join(BatchDecoder::Start(*model_, p2, 12, nullptr, Budget()), 2);
+  decoder.Join(StartOne(*model_, p1, 12, cancellable), 1);
+  decoder.Join(StartOne(*model_, p2, 12, Budget()), 2);
   std::map<uint64_t, std::vector<int64_t>> streamed;
   streamed[1] = {full1.tokens[0]};
   streamed[2] = {full2.tokens[0]};
