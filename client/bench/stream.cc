@@ -213,8 +213,8 @@ absl::Status ValidateStream(const EditStream& stream, absl::string_view source) 
   return CheckHintsAreNotScored(stream, source);
 }
 
-absl::StatusOr<EditStream> ParseStream(absl::string_view content, absl::string_view source) {
-  EditStream stream;
+absl::Status ForEachLine(absl::string_view content,
+                         const std::function<absl::Status(int line, absl::string_view text)>& fn) {
   int line = 0;
   size_t pos = 0;
   while (pos < content.size()) {
@@ -225,10 +225,23 @@ absl::StatusOr<EditStream> ParseStream(absl::string_view content, absl::string_v
     ++line;
     if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
     if (text.find_first_not_of(" \t") == absl::string_view::npos) continue;
-    auto edit = ParseLine(text, source, line);
-    if (!edit.ok()) return edit.status();
-    stream.edits.push_back(*std::move(edit));
+    if (absl::Status s = fn(line, text); !s.ok()) return s;
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<EditStream> ParseStream(absl::string_view content, absl::string_view source) {
+  EditStream stream;
+  if (absl::Status s = ForEachLine(content, [&](int line, absl::string_view text) -> absl::Status {
+        auto edit = ParseLine(text, source, line);
+        if (!edit.ok()) return edit.status();
+        stream.edits.push_back(*std::move(edit));
+        return absl::OkStatus();
+      });
+      !s.ok()) {
+    return s;
+  }
+
   if (auto s = ValidateStream(stream, source); !s.ok()) return s;
   return stream;
 }

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -63,6 +64,11 @@ struct EditStream {
   std::string name;  // used in request ids: "<name>:<step>"
   std::vector<StreamEdit> edits;
 };
+
+// Calls `fn(line, text)` for every line of `content` that is not blank (1-based line numbers; a trailing
+// "\r" removed) and stops at the first error `fn` returns.
+absl::Status ForEachLine(absl::string_view content,
+                         const std::function<absl::Status(int line, absl::string_view text)>& fn);
 
 // Parses and validates a JSON-lines stream. Errors are INVALID_ARGUMENT and start with
 // "<source>:<line>: " naming the first bad line and the reason. Blank lines are skipped; unknown fields are

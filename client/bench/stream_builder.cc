@@ -167,6 +167,7 @@ std::vector<T> Draw(std::vector<T> pool, size_t n, SplitMix64& rng) {
 
 // The scope checks and hints of one question (stream_builder.h).
 struct QuestionChecks {
+  std::string loc, loc_ans;  // the record's locality prompt, unless it asks an edited fact (then another, or none)
   std::vector<PromptAnswer> hard_loc, rel_spec, aliases;
   std::vector<std::string> reworded, paraphrases, hint_unrelated;
   std::vector<std::string> spare;  // the record's own paraphrases not drawn as rewordings (hint candidates)
@@ -203,9 +204,19 @@ std::vector<QuestionChecks> ScopeChecks(const Dataset& dataset, size_t first, si
   // Prompts that must be left alone never ask for an edited fact (another edited record's question).
   const auto left_alone_ok = [&](const std::string& prompt) { return !edited_prompts.count(NormalizeAnswer(prompt)); };
   for (size_t q = 0; q < T; ++q) {
-    for (const PromptAnswer& p : recs[first + q].rel_spec) {
+    const DatasetRecord& r = recs[first + q];
+    for (const PromptAnswer& p : r.rel_spec) {
       if (checks[q].rel_spec.size() >= kRelSpecPerQuestion) break;
       if (left_alone_ok(p.prompt)) checks[q].rel_spec.push_back(p);
+    }
+    // Loc. too: WikiCF's locality prompt (a Relation_Specificity one) may be another edited record's
+    // question; then the first of the record's own that is not, else none.
+    if (left_alone_ok(r.loc)) {
+      checks[q].loc = r.loc;
+      checks[q].loc_ans = r.loc_ans;
+    } else if (!checks[q].rel_spec.empty() && !checks[q].rel_spec[0].answer.empty()) {
+      checks[q].loc = checks[q].rel_spec[0].prompt;
+      checks[q].loc_ans = checks[q].rel_spec[0].answer;
     }
   }
 
@@ -304,20 +315,13 @@ absl::StatusOr<Dataset> ParseDataset(absl::string_view content, absl::string_vie
       return absl::InvalidArgumentError(absl::StrCat(source, ": malformed JSON: ", e.what()));
     }
   } else if (content[first] == '{') {  // JSON lines
-    int line = 0;
-    size_t pos = 0;
-    while (pos < content.size()) {
-      size_t end = content.find('\n', pos);
-      if (end == absl::string_view::npos) end = content.size();
-      absl::string_view text = content.substr(pos, end - pos);
-      pos = end + 1;
-      ++line;
-      if (text.find_first_not_of(" \t\r") == absl::string_view::npos) continue;
+    absl::Status s = ForEachLine(content, [&](int line, absl::string_view text) -> absl::Status {
       json rec = json::parse(text.begin(), text.end(), nullptr, false);
-      if (rec.is_discarded())
-        return absl::InvalidArgumentError(absl::StrCat(source, ":", line, ": malformed JSON line"));
+      if (rec.is_discarded()) return absl::InvalidArgumentError(absl::StrCat(source, ":", line, ": malformed JSON line"));
       raw.emplace_back(std::move(rec), line);
-    }
+      return absl::OkStatus();
+    });
+    if (!s.ok()) return s;
   } else {
     return absl::InvalidArgumentError(
         absl::StrCat(source, ":", LineOfByte(content, first), ": unknown dataset format: expected a JSON array of "
@@ -443,11 +447,11 @@ absl::StatusOr<EditStream> BuildStream(const Dataset& dataset, const BuildOption
       e.question = r.question;
       e.answer = answers[q][static_cast<size_t>(round)];
       e.rephrase = r.rephrase;
-      e.loc = r.loc;
-      e.loc_ans = r.loc_ans;
+      const QuestionChecks& c = checks[static_cast<size_t>(q)];
+      e.loc = c.loc;
+      e.loc_ans = c.loc_ans;
       e.subject = r.subject;
       e.final = (round == P - 1);
-      const QuestionChecks& c = checks[static_cast<size_t>(q)];
       e.paraphrases = c.paraphrases;
       e.hint_unrelated = c.hint_unrelated;
       e.hard_loc = c.hard_loc;

@@ -90,7 +90,7 @@ absl::Status Editor::Impl::Init() {
   return GuardTorch("editor init", [&] {
     at::NoGradGuard no_grad;
     s.rng.seed(opt.seed);
-    s.bank = ExpertBank::Create(opt, s.model->down_weight(s.layer).to(at::kFloat).clone());
+    s.bank = ExpertBank::Create(opt, s.model->down_weight(s.layer).to(at::kFloat).clone(), s.model->dtype());
     if (opt.method == EditMethod::kMoke) s.router = Router(opt.num_experts, s.bank.w_org().size(1), s.bank.w_org().device());
     s.replay = ReplayBuffer(opt.replay_capacity);
     s.augmenter = Augmenter::Create(s.model, opt.num_prefixes);
@@ -374,8 +374,11 @@ EditorStats Editor::Stats() const {
   st.edit_layer = static_cast<int>(s.layer);
   st.replay_size = s.replay.size();
   st.memory_bytes["model"] = s.model->load_stats().weight_bytes;
-  st.memory_bytes["experts"] = s.bank.DenseBytes();
-  st.memory_bytes["experts_emr"] = s.bank.EmrBytes();
+  // The experts as stored (mask bits + values in the model's dtype), and that over the live edits.
+  st.memory_bytes["experts"] = s.bank.StorageBytes();
+  int64_t live = 0;
+  for (const auto& h : s.history) live += h.superseded ? 0 : 1;
+  st.memory_bytes["experts_per_held_edit"] = live > 0 ? s.bank.StorageBytes() / live : 0;
   st.memory_bytes["router"] = s.router.defined() ? int64_t{s.router.num_experts()} * (s.bank.w_org().size(1) + 1) * 4 : 0;
   int64_t replay_bytes = 0;
   for (const auto& r : s.replay.entries()) replay_bytes += s.history[r.edit].a.numel() * 4;

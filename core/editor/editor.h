@@ -97,7 +97,9 @@ struct EditorStats {
   int num_experts = 0;
   int edit_layer = 0;
   int replay_size = 0;
-  std::map<std::string, int64_t> memory_bytes;  // "model", "experts", "experts_emr", "router", ...
+  // "model", "experts" (as stored: mask bits + values), "experts_per_held_edit" (experts / live edits,
+  // rounded down; 0 with none), "router", "replay".
+  std::map<std::string, int64_t> memory_bytes;
 };
 
 class KnowledgeState;  // defined in knowledge_state.h (needs LibTorch)

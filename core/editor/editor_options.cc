@@ -127,7 +127,7 @@ const std::vector<EditorSetting>& Table() {
        "Threshold gate: an expert's threshold is this x the least in-scope Delta seen in its training"},
       {MOKE_SETTING(router_steps), AtLeast(0), nullptr, "Router (Eq. 7) training steps per edit; 0: no router"},
       {MOKE_SETTING(router_lr), Above(0), nullptr, "Router learning rate (Adam)"},
-      {MOKE_SETTING(use_emr), kAny, nullptr, "Serve and store EMR-merged experts (one matrix per group)"},
+      {MOKE_SETTING(use_emr), kAny, nullptr, "EMR-merge each group for serving when masks overlap (with disjoint masks the merge is exact: the experts themselves)"},
       {MOKE_SETTING(retention), AtLeast(0), "0",
        "Earlier live edits of the chosen expert rehearsed with each new edit (bounded)"},
       {MOKE_SETTING(scope_gate), kAny, "\"threshold\"",

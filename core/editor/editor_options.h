@@ -69,14 +69,14 @@ struct EditorOptions {
   double threshold_factor = 0.88;      // gate: beta' = factor x min in-scope Delta seen in training
   int router_steps = 20;
   double router_lr = 1e-2;
-  bool use_emr = true;                 // serve and store EMR-merged experts
+  bool use_emr = true;                 // serve EMR merges of groups with overlapping masks (disjoint: exact)
   // Beyond the paper (issue 9), the default. {"profile": "paper"} in the config file gives the paper's
   // behaviour: retention 0, scope_gate threshold, margin_loss and memory_loss on.
   int retention = 16;                  // earlier edits of the same expert rehearsed per edit (bounded)
   ScopeGate scope_gate = ScopeGate::kFact;
   // kFact thresholds (scope.h; chosen on ZsRE, docs/benchmarks.md).
   double scope_subject_min = 0.6;      // the held subject found in a reworded prompt (trigram Dice)
-  double scope_alias_min = 0.4;        // the subject spelled otherwise in the fact's own template
+  double scope_alias_min = 0.5;        // the subject spelled otherwise in the fact's own template
   double scope_relation_min = 0.5;     // relation key cosine of a rewording sharing a relation word
   double scope_bare_relation_min = 0.7;  // ... of a rewording with question words only
   double reedit_subject_min = 0.8;     // EditFact: the new subject against a held one (re-edit)

@@ -23,17 +23,47 @@ SnapshotBlob F32Blob(const std::string& name, const at::Tensor& t) {
                       std::string(reinterpret_cast<const char*>(c.data_ptr<float>()), c.numel() * 4)};
 }
 
-SnapshotBlob BitsBlob(const std::string& name, const at::Tensor& mask) {
-  auto bits = PackBits(mask);
-  return SnapshotBlob{name, "bits", mask.sizes().vec(), std::string(bits.begin(), bits.end())};
+SnapshotBlob BitsBlob(const std::string& name, const at::Tensor& bits, std::vector<int64_t> shape) {
+  at::Tensor c = bits.contiguous().cpu();
+  return SnapshotBlob{name, "bits", std::move(shape),
+                      std::string(reinterpret_cast<const char*>(c.data_ptr<uint8_t>()), c.numel())};
 }
 
 at::Tensor BlobTensor(const SnapshotBlob& b, c10::Device device) {
-  if (b.kind == "bits") {
-    std::vector<uint8_t> bits(b.bytes.begin(), b.bytes.end());
-    return UnpackBits(bits, b.shape).to(device);
+  at::Tensor t =
+      at::from_blob(const_cast<char*>(b.bytes.data()), {static_cast<int64_t>(b.bytes.size())}, at::kByte).clone();
+  if (b.kind == "bits") return t.to(device);  // packed, [ceil(n / 8)] uint8
+  return t.view(at::kFloat).view(b.shape).to(device);
+}
+
+// Expert i: its mask ("mask.i", bits of [D, F]) and its values on the mask ("values.i", f32), or, in
+// snapshots written before experts were stored on their masks, its dense tau ("tau.i", f32 [D, F]).
+absl::StatusOr<MaskedTau> ExpertFromBlobs(const std::map<std::string, const SnapshotBlob*>& blobs, size_t i,
+                                          const at::Tensor& w_org, c10::ScalarType dtype) {
+  const int64_t d = w_org.size(0), f = w_org.size(1);
+  const c10::Device dev = w_org.device();
+  auto m = blobs.find(absl::StrCat("mask.", i));
+  auto v = blobs.find(absl::StrCat("values.", i));
+  auto t = blobs.find(absl::StrCat("tau.", i));
+  if (m == blobs.end() || (v == blobs.end() && t == blobs.end())) {
+    return absl::DataLossError(absl::StrCat("missing expert ", i));
   }
-  return at::from_blob(const_cast<char*>(b.bytes.data()), b.shape, at::kFloat).clone().to(device);
+  if (m->second->kind != "bits" || m->second->shape != std::vector<int64_t>{d, f}) {
+    return absl::DataLossError(absl::StrCat("expert ", i, " has the wrong shape"));
+  }
+  const at::Tensor bits = BlobTensor(*m->second, dev);
+  if (v != blobs.end()) {
+    if (v->second->kind != "f32" || v->second->shape.size() != 1) {
+      return absl::DataLossError(absl::StrCat("expert ", i, ": bad values"));
+    }
+    auto e = MaskedTau::FromParts(bits, BlobTensor(*v->second, dev).to(dtype), d, f);
+    if (!e.ok()) return absl::DataLossError(absl::StrCat("expert ", i, ": ", e.status().message()));
+    return *e;
+  }
+  if (t->second->kind != "f32" || t->second->shape != std::vector<int64_t>{d, f}) {
+    return absl::DataLossError(absl::StrCat("expert ", i, " has the wrong shape"));
+  }
+  return MaskedTau::FromDense(BlobTensor(*t->second, dev), UnpackMask(bits, d, f), dtype);
 }
 
 constexpr int kRouterTensors = 6;
@@ -72,21 +102,13 @@ absl::StatusOr<SnapshotData> EncodeSnapshot(const EditorState& s) {
     meta["unrelated_pool"] = s.pool.supplied();
     meta["unrelated_next"] = s.pool.next_supplied();
     for (int i = 0; i < bank.size(); ++i) {
-      data.blobs.push_back(F32Blob(absl::StrCat("tau.", i), bank.tau(i)));
-      data.blobs.push_back(BitsBlob(absl::StrCat("mask.", i), bank.mask(i)));
+      const MaskedTau& e = bank.stored(i);
+      data.blobs.push_back(F32Blob(absl::StrCat("values.", i), e.values()));
+      data.blobs.push_back(BitsBlob(absl::StrCat("mask.", i), e.bits(), {e.rows(), e.cols()}));
     }
     if (s.router.defined()) {
       auto t = s.router.Tensors();
       for (size_t i = 0; i < t.size(); ++i) data.blobs.push_back(F32Blob(absl::StrCat("router.", i), t[i]));
-    }
-    // The EMR form, for the storage figure and for serving tools that read snapshots.
-    if (s.options.method == EditMethod::kMoke && s.options.use_emr) {
-      for (int i = 0; i < bank.GroupCount(); ++i) {
-        EmrExperts e = EmrMerge(bank.GroupTaus(i));
-        data.blobs.push_back(F32Blob(absl::StrCat("emr.", i, ".unified"), e.unified));
-        data.blobs.push_back(BitsBlob(absl::StrCat("emr.", i, ".masks"), e.masks));
-        data.blobs.push_back(F32Blob(absl::StrCat("emr.", i, ".lambdas"), e.lambdas));
-      }
     }
     return absl::OkStatus();
   }));
@@ -128,20 +150,15 @@ absl::Status DecodeSnapshot(const SnapshotData& data, const std::string& origin,
                               opt.expert_capacity > 0 ? absl::StrCat("..", opt.max_experts) : std::string()));
     }
     const c10::Device dev = w_org.device();
-    std::vector<at::Tensor> taus, masks;
+    std::vector<MaskedTau> taus;
     std::vector<HeldEdit> history;
     UnrelatedPool pool = s.pool;
     Router router;
-    MOKE_RETURN_IF_ERROR(GuardTorch("restore", [&] {
+    MOKE_RETURN_IF_ERROR(GuardTorch("restore", [&]() -> absl::Status {
       for (size_t i = 0; i < k; ++i) {
-        auto t = blobs.find(absl::StrCat("tau.", i));
-        auto m = blobs.find(absl::StrCat("mask.", i));
-        if (t == blobs.end() || m == blobs.end()) return lost(absl::StrCat("missing expert ", i));
-        taus.push_back(BlobTensor(*t->second, dev));
-        masks.push_back(BlobTensor(*m->second, dev));
-        if (taus.back().sizes() != w_org.sizes() || masks.back().sizes() != w_org.sizes()) {
-          return lost(absl::StrCat("expert ", i, " has the wrong shape"));
-        }
+        auto e = ExpertFromBlobs(blobs, i, w_org, s.bank.dtype());
+        if (!e.ok()) return lost(std::string(e.status().message()));
+        taus.push_back(*std::move(e));
       }
       if (opt.method == EditMethod::kMoke) {
         std::vector<at::Tensor> rt;
@@ -192,7 +209,7 @@ absl::Status DecodeSnapshot(const SnapshotData& data, const std::string& origin,
     std::istringstream(meta.at("rng").get<std::string>()) >> rng;
     const uint64_t version = meta.at("version").get<uint64_t>();
     // Swap in everything at once.
-    s.bank.Restore(std::move(taus), std::move(masks), std::move(min_delta));
+    s.bank.Restore(std::move(taus), std::move(min_delta));
     s.history = std::move(history);
     s.replay.Restore(std::move(replay));
     if (opt.method == EditMethod::kMoke) s.router = std::move(router);

@@ -1,5 +1,6 @@
-// The editor's state in a snapshot file (the file format itself is snapshot_codec.h): experts and masks,
-// their EMR form, the router, thresholds, the replay buffer, the edit history, the supplied unrelated
+// The editor's state in a snapshot file (the file format itself is snapshot_codec.h): the experts (each
+// its mask's bits "mask.i" and its values on the mask "values.i", f32; snapshots with dense "tau.i" from
+// before still load), the router, thresholds, the replay buffer, the edit history, the supplied unrelated
 // prompts and the generator, with a JSON description.
 //
 // Thread-safety: free functions; the state belongs to the caller (the editor thread).

@@ -11,21 +11,18 @@ namespace {
 constexpr double kInf = std::numeric_limits<double>::infinity();
 }  // namespace
 
-ExpertBank ExpertBank::Create(const EditorOptions& options, at::Tensor w_org) {
+ExpertBank ExpertBank::Create(const EditorOptions& options, at::Tensor w_org, c10::ScalarType dtype) {
   ExpertBank bank;
   bank.options_ = options;
   bank.w_org_ = std::move(w_org);
+  bank.dtype_ = dtype;
   if (options.method == EditMethod::kMoke) {
     at::Tensor m = bank.GroupMasks(0);
-    for (int i = 0; i < options.num_experts; ++i) {
-      bank.taus_.push_back(at::zeros_like(bank.w_org_));
-      bank.masks_.push_back(m[i]);
-    }
+    for (int i = 0; i < options.num_experts; ++i) bank.taus_.push_back(MaskedTau::Zero(m[i], dtype));
   } else {
-    bank.taus_.push_back(at::zeros_like(bank.w_org_));
-    bank.masks_.push_back(
-        BernoulliMask(options.wise_mask_ratio, bank.w_org_.size(0), bank.w_org_.size(1), options.seed)
-            .to(bank.w_org_.device()));
+    bank.taus_.push_back(MaskedTau::Zero(
+        BernoulliMask(options.wise_mask_ratio, bank.w_org_.size(0), bank.w_org_.size(1), options.seed).to(bank.w_org_.device()),
+        dtype));
   }
   bank.min_delta_.assign(bank.taus_.size(), kInf);
   return bank;
@@ -43,37 +40,42 @@ at::Tensor ExpertBank::GroupMasks(int group) const {
 }
 
 at::Tensor ExpertBank::MaskOf(int k) const {
-  if (k < size()) return masks_[k];
-  return GroupMasks(k / options_.num_experts)[k % options_.num_experts];
-}
-
-at::Tensor ExpertBank::GroupTaus(int group) const {
-  const int first = group * options_.num_experts, n = std::min(options_.num_experts, size() - first);
-  return at::stack(std::vector<at::Tensor>(taus_.begin() + first, taus_.begin() + first + n));
+  if (k < size()) return taus_[k].Mask();
+  const int group = k / options_.num_experts;
+  if (group != pending_group_) {
+    const at::Tensor m = GroupMasks(group);
+    pending_bits_.clear();
+    for (int i = 0; i < options_.num_experts; ++i) pending_bits_.push_back(PackMask(m[i]));
+    pending_group_ = group;
+  }
+  return UnpackMask(pending_bits_[k % options_.num_experts], w_org_.size(0), w_org_.size(1));
 }
 
 std::vector<double> ExpertBank::DeltasOf(const at::Tensor& a, const at::Tensor& token_mask) const {
-  std::vector<double> out;
-  for (const auto& t : taus_) out.push_back(DeltaScores(a, t.unsqueeze(0), token_mask).mean().item<double>());
-  return out;
+  std::vector<at::Tensor> d;
+  for (const auto& t : taus_) d.push_back(DeltaScores(a, t.Dense().unsqueeze(0), token_mask).mean());
+  const at::Tensor all = at::stack(d).to(at::kDouble).cpu();  // one read from the device
+  return std::vector<double>(all.data_ptr<double>(), all.data_ptr<double>() + all.numel());
 }
 
-void ExpertBank::Store(int k, at::Tensor tau, const at::Tensor& mask, double in_scope_delta) {
+void ExpertBank::Store(int k, const at::Tensor& tau, const at::Tensor& mask, double in_scope_delta) {
+  MaskedTau stored = MaskedTau::FromDense(tau, mask, dtype_);
   if (k == size()) {
-    masks_.push_back(mask);
-    taus_.push_back(tau);
+    taus_.push_back(std::move(stored));
     min_delta_.push_back(kInf);
+  } else {
+    taus_[k] = std::move(stored);
   }
-  taus_[k] = std::move(tau);
   const size_t group = static_cast<size_t>(k / options_.num_experts);
   if (group < emr_dirty_.size()) emr_dirty_[group] = true;
   min_delta_[k] = std::min(min_delta_[k], in_scope_delta);
 }
 
 void ExpertBank::StartWiseMemory() {
-  taus_.push_back(at::zeros_like(w_org_));
-  masks_.push_back(BernoulliMask(options_.wise_mask_ratio, w_org_.size(0), w_org_.size(1), options_.seed + taus_.size())
-                       .to(w_org_.device()));
+  taus_.push_back(MaskedTau::Zero(
+      BernoulliMask(options_.wise_mask_ratio, w_org_.size(0), w_org_.size(1), options_.seed + taus_.size() + 1)
+          .to(w_org_.device()),
+      dtype_));
   min_delta_.push_back(kInf);
 }
 
@@ -85,34 +87,42 @@ std::vector<double> ExpertBank::Thresholds(double factor) const {
 
 ServedExperts ExpertBank::Serve() {
   ServedExperts s;
-  if (options_.method == EditMethod::kMoke && options_.use_emr) {
-    emr_groups_.resize(GroupCount());
-    emr_dirty_.resize(GroupCount(), true);
-    for (int i = 0; i < GroupCount(); ++i) {
-      if (!emr_dirty_[i]) continue;
-      emr_groups_[i] = EmrMerge(GroupTaus(i));
-      emr_dirty_[i] = false;
-    }
-    s.emr_group = options_.num_experts;
-    s.emr = emr_groups_;  // shares the unchanged groups' tensors with earlier versions (never written)
-  } else {
-    s.taus = at::stack(taus_);
+  if (options_.method != EditMethod::kMoke || !options_.use_emr || options_.disjoint_masks) {
+    s.taus = taus_;  // shares every expert (never written in place)
+    return s;
   }
+  // EMR over overlapping masks: the merge changes the experts; re-merge the groups changed since.
+  const int n = options_.num_experts;
+  emr_served_.resize(size());
+  emr_dirty_.resize(GroupCount(), true);
+  for (int g = 0; g < GroupCount(); ++g) {
+    if (!emr_dirty_[g]) continue;
+    const int first = g * n, count = std::min(n, size() - first);
+    std::vector<at::Tensor> dense, masks;
+    for (int k = first; k < first + count; ++k) {
+      dense.push_back(taus_[k].Dense());
+      masks.push_back(taus_[k].Mask());
+    }
+    const EmrExperts e = EmrMerge(at::stack(dense));
+    for (int i = 0; i < count; ++i) emr_served_[first + i] = MaskedTau::FromDense(e.Expert(i), masks[i], dtype_);
+    emr_dirty_[g] = false;
+  }
+  s.taus = emr_served_;
   return s;
 }
 
-int64_t ExpertBank::DenseBytes() const { return int64_t{size()} * w_org_.numel() * 4; }
-
-int64_t ExpertBank::EmrBytes() const {
-  const int64_t df = w_org_.numel();
-  return int64_t{GroupCount()} * df * 4 + size() * ((df + 7) / 8) + size() * 4;
+int64_t ExpertBank::StorageBytes() const {
+  int64_t n = 0;
+  for (const auto& t : taus_) n += t.StorageBytes();
+  return n;
 }
 
-void ExpertBank::Restore(std::vector<at::Tensor> taus, std::vector<at::Tensor> masks, std::vector<double> min_delta) {
+void ExpertBank::Restore(std::vector<MaskedTau> taus, std::vector<double> min_delta) {
   taus_ = std::move(taus);
-  masks_ = std::move(masks);
   min_delta_ = std::move(min_delta);
-  emr_groups_.clear();
+  pending_group_ = -1;
+  pending_bits_.clear();
+  emr_served_.clear();
   emr_dirty_.clear();
 }
 

@@ -2,15 +2,15 @@
 //
 // MoKE: experts come in groups of `num_experts` (group 0 is the initial bank; growth adds experts one at
 // a time). A group's masks [num_experts, D, F] are disjoint (with disjoint_masks) and drawn from a seed of
-// their own, so expert k's mask is GroupMasks(k / num_experts)[k % num_experts] whenever it is made, and
-// each group is served as one exact EMR merge. WISE: one memory per `wise_save_freq` edits, each with a
-// Bernoulli mask; the last one is active.
+// their own, so expert k's mask is GroupMasks(k / num_experts)[k % num_experts] whenever it is made. WISE:
+// one memory per `wise_save_freq` edits, each with a Bernoulli mask; the last one is active.
 //
-// Each expert is tau_k = W_k - W_org [D, F] (float32) with its mask, and the smallest in-scope Delta seen
-// while training it (the paper's threshold, x threshold_factor).
+// Each expert is tau_k = W_k - W_org stored on its mask only, in the model's dtype (MaskedTau), with the
+// smallest in-scope Delta seen while training it (the paper's threshold, x threshold_factor). Dense
+// [D, F] forms exist only while one is needed (the expert being trained, a Delta score).
 //
-// Thread-safety: not thread-safe; owned by the editor thread. Tensors handed out are never written in
-// place afterwards, so published versions may share them.
+// Thread-safety: not thread-safe; owned by the editor thread. Experts handed out are never written in
+// place afterwards, so published versions share them.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -19,63 +19,70 @@
 
 #include "core/editor/editor_options.h"
 #include "core/experts/expert_math.h"
+#include "core/experts/masked_tau.h"
 
 namespace moke {
 
-// The experts as readers use them: EMR merges per group (MoKE with use_emr), or the stacked taus.
+// The experts as readers use them, expert k at index k. With disjoint masks the paper's EMR merge of a
+// group is exact (the merged group is the sum of its experts' taus, every rescaler 1), so these are the
+// editor's own experts; with overlapping masks and use_emr they are the EMR reconstructions (each on its
+// expert's mask).
 struct ServedExperts {
-  std::vector<EmrExperts> emr;  // one per group of `emr_group` experts
-  int emr_group = 1;
-  at::Tensor taus;              // [K, D, F] when not merged
+  std::vector<MaskedTau> taus;
 };
 
 class ExpertBank {
  public:
   ExpertBank() = default;
-  // The initial bank for `options.method` over the original weights `w_org` [D, F] (float32).
-  static ExpertBank Create(const EditorOptions& options, at::Tensor w_org);
+  // The initial bank for `options.method` over the original weights `w_org` [D, F] (float32); experts are
+  // stored as `dtype` (the model's).
+  static ExpertBank Create(const EditorOptions& options, at::Tensor w_org, c10::ScalarType dtype);
 
   int size() const { return static_cast<int>(taus_.size()); }
   int GroupCount() const { return (size() + options_.num_experts - 1) / options_.num_experts; }
   const at::Tensor& w_org() const { return w_org_; }
-  const at::Tensor& tau(int k) const { return taus_[k]; }
-  const at::Tensor& mask(int k) const { return masks_[k]; }
-  // The mask of expert k, also for k == size() (the next expert growth would add).
+  c10::ScalarType dtype() const { return dtype_; }
+  // tau_k [D, F] float32, built from the stored form.
+  at::Tensor tau(int k) const { return taus_[k].Dense(); }
+  const MaskedTau& stored(int k) const { return taus_[k]; }
+  // The mask of expert k [D, F] bool, also for k == size() (the next expert growth would add).
   at::Tensor MaskOf(int k) const;
 
   // Delta_i(a) (Eq. 4) for every expert, one at a time (no [K, D, F] stack): [K] on the CPU.
   std::vector<double> DeltasOf(const at::Tensor& a, const at::Tensor& token_mask) const;
 
-  // Stores a trained tau for expert k and notes its in-scope Delta. k == size() adds the expert (growth)
-  // with `mask`, which must be MaskOf(k); otherwise `mask` is not used.
-  void Store(int k, at::Tensor tau, const at::Tensor& mask, double in_scope_delta);
+  // Stores a trained tau [D, F] for expert k, whose mask is `mask` (MaskOf(k)), and notes its in-scope
+  // Delta. k == size() adds the expert (growth).
+  void Store(int k, const at::Tensor& tau, const at::Tensor& mask, double in_scope_delta);
   // WISE: freezes the active memory and starts a fresh one with a new random mask.
   void StartWiseMemory();
 
   // Per-expert gate thresholds: factor x the smallest in-scope Delta (+inf for an untrained expert).
   std::vector<double> Thresholds(double factor) const;
-  // The serving form. Re-merges only the EMR groups changed since the last call.
+  // The serving form. Re-merges only the EMR groups changed since the last call (overlapping masks).
   ServedExperts Serve();
 
-  // Storage, for statistics: dense experts, and their EMR form.
-  int64_t DenseBytes() const;
-  int64_t EmrBytes() const;
+  // Bytes the experts take (mask bits + values).
+  int64_t StorageBytes() const;
 
   // Snapshot state. min_delta: +inf where nothing was learned.
   const std::vector<double>& min_delta() const { return min_delta_; }
-  at::Tensor GroupTaus(int group) const;  // [n <= num_experts, D, F]
   // Replaces every expert; shapes were checked by the caller.
-  void Restore(std::vector<at::Tensor> taus, std::vector<at::Tensor> masks, std::vector<double> min_delta);
+  void Restore(std::vector<MaskedTau> taus, std::vector<double> min_delta);
 
  private:
-  at::Tensor GroupMasks(int group) const;
+  at::Tensor GroupMasks(int group) const;  // [num_experts, D, F] bool
 
   EditorOptions options_;
   at::Tensor w_org_;
-  std::vector<at::Tensor> taus_, masks_;
+  c10::ScalarType dtype_ = c10::ScalarType::Float;
+  std::vector<MaskedTau> taus_;
   std::vector<double> min_delta_;
-  // The EMR merge of each group as last served, and which groups changed since.
-  std::vector<EmrExperts> emr_groups_;
+  // The packed masks of the last group drawn for growth (drawing one is a permutation of D x F entries).
+  mutable int pending_group_ = -1;
+  mutable std::vector<at::Tensor> pending_bits_;
+  // EMR over overlapping masks: the reconstructions as last served, and which groups changed since.
+  std::vector<MaskedTau> emr_served_;
   std::vector<bool> emr_dirty_;
 };
 

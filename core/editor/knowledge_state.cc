@@ -14,28 +14,15 @@
 
 namespace moke {
 
-int KnowledgeState::num_experts() const {
-  const ServedExperts& e = p_.experts;
-  if (!e.emr.empty()) {
-    int n = 0;
-    for (const auto& g : e.emr) n += static_cast<int>(g.lambdas.size(0));
-    return n;
-  }
-  return e.taus.defined() ? static_cast<int>(e.taus.size(0)) : 0;
-}
+namespace {
+// Dense experts scored in one product when routing by Delta (bounds the memory a route needs: at the
+// 7B shape one expert is 180 MB dense).
+constexpr int64_t kScoreChunkBytes = int64_t{256} << 20;
+}  // namespace
 
-at::Tensor KnowledgeState::Tau(int64_t k) const {
-  const ServedExperts& e = p_.experts;
-  return e.emr.empty() ? e.taus[k] : e.emr[k / e.emr_group].Expert(k % e.emr_group);
-}
+int KnowledgeState::num_experts() const { return static_cast<int>(p_.experts.taus.size()); }
 
-at::Tensor KnowledgeState::AllTaus() const {
-  const ServedExperts& e = p_.experts;
-  if (e.emr.empty()) return e.taus;
-  std::vector<at::Tensor> all;
-  for (const auto& g : e.emr) all.push_back(g.All());
-  return at::cat(all, 0);
-}
+at::Tensor KnowledgeState::Tau(int64_t k) const { return p_.experts.taus[k].Dense(); }
 
 KnowledgeState::KnowledgeState(Parts parts) : p_(std::move(parts)) {
   for (const auto& f : p_.facts) fact_ptrs_.push_back(f.get());
@@ -70,8 +57,17 @@ Route KnowledgeState::RouteQuestion(const std::string& question, const PromptAct
 
 void KnowledgeState::ScoreExperts(const at::Tensor& a, Route* r) const {
   const int k = num_experts();
-  at::Tensor d = DeltaScores(a, AllTaus(), PromptTokenMask(a))[0].to(at::kDouble).cpu();  // [K]
-  r->deltas.assign(d.data_ptr<double>(), d.data_ptr<double>() + k);
+  // Dense experts a chunk at a time (kScoreChunkBytes of them), each chunk stacked into one product.
+  const int64_t dense_bytes = p_.w_org.numel() * 4;
+  const int chunk = static_cast<int>(std::max<int64_t>(1, kScoreChunkBytes / std::max<int64_t>(1, dense_bytes)));
+  const at::Tensor token_mask = PromptTokenMask(a);
+  r->deltas.clear();
+  for (int first = 0; first < k; first += chunk) {
+    std::vector<at::Tensor> dense;
+    for (int i = first; i < std::min(k, first + chunk); ++i) dense.push_back(Tau(i));
+    at::Tensor d = DeltaScores(a, at::stack(dense), token_mask)[0].to(at::kDouble).cpu();  // [chunk]
+    r->deltas.insert(r->deltas.end(), d.data_ptr<double>(), d.data_ptr<double>() + d.numel());
+  }
   if (p_.router_w.defined()) {
     at::Tensor p =
         at::softmax(at::linear(Fingerprint(a).unsqueeze(0), p_.router_w, p_.router_b), -1)[0].to(at::kDouble).cpu();

@@ -29,7 +29,7 @@ class KnowledgeState {
     int64_t layer = 0;
     uint64_t version = 0;
     at::Tensor w_org;                // [D, F] float32, the edit layer's original down-projection
-    ServedExperts experts;           // MoKE: EMR merges per group (or taus); WISE: its memories
+    ServedExperts experts;           // MoKE: the experts; WISE: its memories
     std::vector<double> thresholds;  // per expert / memory; +inf where it holds nothing
     at::Tensor router_w, router_b;   // [K, F], [K]; undefined for WISE
     // The fact gate: the live edits' scope keys, their experts and versions, and its thresholds.
@@ -45,7 +45,7 @@ class KnowledgeState {
   const LlamaModel& model() const { return *p_.model; }
   const EditorOptions& options() const { return p_.options; }
   int num_experts() const;
-  // tau_k [D, F] of expert k (EMR reconstruction when merged).
+  // tau_k [D, F] float32 of expert k, built from its stored form.
   at::Tensor Tau(int64_t k) const;
 
   // Route a question. The fact gate decides whether it asks a held fact (scope.h) and then answers with
@@ -59,7 +59,6 @@ class KnowledgeState {
   std::optional<DownOverride> OverrideFor(const Route& route) const;
 
  private:
-  at::Tensor AllTaus() const;  // [K, D, F]
   // Fills r->deltas and r->router_probs for activations `a` [1, T, F].
   void ScoreExperts(const at::Tensor& a, Route* r) const;
   // The expert `mode` ranks first from r's scores.

@@ -25,10 +25,13 @@ double Containment(const std::vector<uint32_t>& name, const std::vector<uint32_t
   return static_cast<double>(common) / static_cast<double>(name.size());
 }
 
+// How well `text` names one of the fact's names (0 when the numbers in them differ).
 double BestNameScore(const FactKey& key, const std::string& text) {
   const std::vector<uint32_t> t = Trigrams(text);
   double best = 0;
-  for (const auto& n : key.name_trigrams) best = std::max(best, Dice(n, t));
+  for (size_t i = 0; i < key.names.size(); ++i) {
+    if (SameNumbers(key.names[i], text)) best = std::max(best, Dice(key.name_trigrams[i], t));
+  }
   return best;
 }
 
@@ -64,6 +67,7 @@ FactMatch MatchFact(const FactKey& key, const ScopeQuery& query, const ScopeThre
   TextSpan span;
   for (size_t i = 0; i < key.names.size(); ++i) {
     TextSpan s = FindSubject(query.text, key.name_trigrams[i], WordCount(key.names[i]));
+    if (!SameNumbers(key.names[i], query.text.substr(s.begin, s.end - s.begin))) s.score = 0;
     if (s.score > span.score) span = s;
   }
   best.subject = span.score;
@@ -110,8 +114,12 @@ bool SameFact(const FactKey& held, const FactKey& incoming, const ReEditThreshol
     return Dice(held.question_trigrams, incoming.question_trigrams) >= t.subject_min;
   }
   double subject = 0;
-  for (const auto& a : held.name_trigrams) {
-    for (const auto& b : incoming.name_trigrams) subject = std::max(subject, Dice(a, b));
+  for (size_t i = 0; i < held.names.size(); ++i) {
+    for (size_t j = 0; j < incoming.names.size(); ++j) {
+      if (SameNumbers(held.names[i], incoming.names[j])) {
+        subject = std::max(subject, Dice(held.name_trigrams[i], incoming.name_trigrams[j]));
+      }
+    }
   }
   if (subject < t.subject_min) return false;
   for (const RelationKey& a : held.relations) {

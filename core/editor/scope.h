@@ -30,7 +30,7 @@ namespace moke {
 
 struct ScopeThresholds {
   double subject_min = 0.6;         // subject found in a reworded prompt (trigram Dice)
-  double alias_min = 0.4;           // subject spelled otherwise in the fact's own template
+  double alias_min = 0.5;           // subject spelled otherwise in the fact's own template
   double relation_min = 0.5;        // relation key cosine of a rewording that shares a relation word
   double bare_relation_min = 0.7;   // ... of a rewording without relation words (only question words)
   double wording_min = 0.8;         // a fact without a subject: the prompt's wording against its question

@@ -124,6 +124,25 @@ double Dice(const std::vector<uint32_t>& a, const std::vector<uint32_t>& b) {
 
 size_t WordCount(const std::string& s) { return Words(s).size(); }
 
+bool SameNumbers(const std::string& a, const std::string& b) {
+  auto numbers = [](const std::string& s) {
+    std::vector<std::string> out;
+    for (size_t i = 0; i < s.size();) {
+      if (!std::isdigit(static_cast<unsigned char>(s[i]))) {
+        ++i;
+        continue;
+      }
+      size_t j = i;
+      while (j < s.size() && std::isdigit(static_cast<unsigned char>(s[j]))) ++j;
+      out.push_back(s.substr(i, j - i));
+      i = j;
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  return numbers(a) == numbers(b);
+}
+
 TextSpan FindSubject(const std::string& question, const std::string& subject) {
   return FindSubject(question, Trigrams(subject), WordCount(subject));
 }

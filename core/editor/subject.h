@@ -22,6 +22,11 @@ std::string NormalizeForMatch(const std::string& s);
 std::vector<uint32_t> Trigrams(const std::string& s);
 double Dice(const std::vector<uint32_t>& a, const std::vector<uint32_t>& b);
 
+// True when `a` and `b` hold the same numbers (runs of digits, in any order): names that differ in a
+// number ("2008 United States presidential election" / "2020 ...", "93rd Academy Awards" / "Academy
+// Award for Best Picture") are other entities however alike their letters.
+bool SameNumbers(const std::string& a, const std::string& b);
+
 // A byte range of a question.
 struct TextSpan {
   size_t begin = 0, end = 0;

@@ -14,13 +14,17 @@ namespace moke {
 namespace {
 
 constexpr int64_t kPad = 0;
+// How many iterations an accelerator runs between two reads of the stopping test (reading waits for the
+// device to finish; in between the host queues work ahead). The CPU reads it every iteration (free).
+constexpr int kDeviceSyncEvery = 8;
 
 // Right-padded rows with the positions that matter.
 struct Batch {
   at::Tensor ids;         // [B, T] int64
-  at::Tensor label_mask;  // [B, T] float: 1 where the position predicts an answer token (shifted)
-  at::Tensor labels;      // [B, T] int64: the answer token predicted at that position
   at::Tensor q_mask;      // [B, T] float: 1 on the question's tokens
+  at::Tensor positions;   // [N] int64: flattened b * T + t of each position that predicts an answer token
+  at::Tensor labels;      // [N] int64: the answer token predicted there
+  at::Tensor row_count;   // [B] float: answer positions per row (at least 1)
 };
 
 Batch MakeBatch(const std::vector<TrainingRow>& rows, c10::Device device) {
@@ -28,30 +32,32 @@ Batch MakeBatch(const std::vector<TrainingRow>& rows, c10::Device device) {
   int64_t t = 1;
   for (const auto& r : rows) t = std::max<int64_t>(t, r.ids.size());
   at::Tensor ids = at::full({n, t}, kPad, at::kLong);
-  at::Tensor lm = at::zeros({n, t}, at::kFloat);
-  at::Tensor lb = at::zeros({n, t}, at::kLong);
   at::Tensor qm = at::zeros({n, t}, at::kFloat);
+  at::Tensor count = at::zeros({n}, at::kFloat);
+  std::vector<int64_t> positions, labels;
   auto ia = ids.accessor<int64_t, 2>();
-  auto la = lm.accessor<float, 2>();
-  auto ba = lb.accessor<int64_t, 2>();
   auto qa = qm.accessor<float, 2>();
+  auto ca = count.accessor<float, 1>();
   for (int64_t i = 0; i < n; ++i) {
     const TrainingRow& r = rows[i];
     for (size_t j = 0; j < r.ids.size(); ++j) ia[i][j] = r.ids[j];
     for (int64_t j = r.answer_begin; j < static_cast<int64_t>(r.ids.size()); ++j) {
-      la[i][j - 1] = 1;
-      ba[i][j - 1] = r.ids[j];
+      positions.push_back(i * t + j - 1);
+      labels.push_back(r.ids[j]);
     }
+    ca[i] = std::max<int64_t>(1, static_cast<int64_t>(r.ids.size()) - r.answer_begin);
     for (int64_t j = r.q_begin; j < r.q_end; ++j) qa[i][j] = 1;
   }
-  return Batch{ids.to(device), lm.to(device), lb.to(device), qm.to(device)};
+  return Batch{ids.to(device), qm.to(device), at::tensor(positions, at::kLong).to(device),
+               at::tensor(labels, at::kLong).to(device), count.to(device)};
 }
 
-// Mean over rows of the mean token cross-entropy on answer positions. logits [B, T, V].
+// Mean over rows of the mean token cross-entropy on answer positions. logits [N, V] at b.positions.
 at::Tensor AnswerLoss(const at::Tensor& logits, const Batch& b) {
-  at::Tensor logp = at::log_softmax(logits, -1).gather(2, b.labels.unsqueeze(2)).squeeze(2);  // [B, T]
-  at::Tensor per_row = -(logp * b.label_mask).sum(1) / b.label_mask.sum(1).clamp_min(1.0);
-  return per_row.mean();
+  at::Tensor logp = at::log_softmax(logits, -1).gather(1, b.labels.unsqueeze(1)).squeeze(1);  // [N]
+  // Back on the [B, T] grid (0 elsewhere), so that each row sums in position order.
+  at::Tensor grid = at::zeros({b.ids.numel()}, logp.options()).scatter(0, b.positions, logp).view(b.ids.sizes());
+  return (-grid.sum(1) / b.row_count).mean();
 }
 
 }  // namespace
@@ -64,64 +70,79 @@ absl::StatusOr<TrainedExpert> TrainExpert(const TrainingProblem& p, const Budget
       return absl::InvalidArgumentError("question and answer exceed the context window");
     }
   }
-  Batch b = MakeBatch(p.rows, model.device());
+  const c10::Device device = model.device();
+  Batch b = MakeBatch(p.rows, device);
+
+  // Everything that does not depend on the iterate, once per edit: the frozen prefix, the residual
+  // stream with the original weight (the iterate adds a(x) tau^T to it), the replayed edit's own Delta.
   LlamaModel::Split split;
+  at::Tensor base;  // [B, T, D] h_mid + a W_org^T
   {
     at::NoGradGuard ng;
-    split = model.RunToDownProj(b.ids, p.layer);  // the frozen prefix: once per edit
+    split = model.RunToDownProj(b.ids, p.layer);
+    base = split.h_mid + at::linear(split.a, p.w_org.to(split.a.scalar_type()));
   }
   const at::Tensor a_all = split.a.to(at::kFloat);
   const at::Tensor maskf = p.mask.to(at::kFloat);
-  at::Tensor replay_mask, replay_tau_j;
+  at::Tensor replay_mask, d_j;
   if (p.replay) {
+    at::NoGradGuard ng;
     replay_mask = PromptTokenMask(p.replay->a);
-    replay_tau_j = p.replay->tau_j.unsqueeze(0);
+    d_j = DeltaScores(p.replay->a, p.replay->tau_j.unsqueeze(0), replay_mask).mean();
   }
 
-  TrainedExpert out;
+  // The stopping rule runs on the device: after the iteration whose loss is small and flat, the iterate,
+  // the reported loss and the count stay as they are. The host reads it every `sync_every` iterations.
+  const int sync_every = device.is_cpu() ? 1 : kDeviceSyncEvery;
+  const auto dopt = at::TensorOptions().dtype(at::kDouble).device(device);
+  at::Tensor stopped = at::zeros({}, dopt.dtype(at::kBool));
+  at::Tensor prev_loss = at::full({}, std::numeric_limits<double>::infinity(), dopt);
+  at::Tensor last_loss = at::zeros({}, dopt);
+  at::Tensor iterations = at::zeros({}, dopt.dtype(at::kLong));
+
   at::Tensor tau = p.tau;
-  double prev_loss = std::numeric_limits<double>::infinity();
-  int it = 0;
-  for (; it < opt.max_iterations; ++it) {
+  for (int it = 0; it < opt.max_iterations; ++it) {
     MOKE_RETURN_IF_ERROR(budget.Check("edit"));
     at::Tensor t = tau.detach().requires_grad_(true);
-    at::Tensor w = p.w_org + t;
     at::Tensor logits;
+    at::Tensor y;  // [B, T, D] a(x) tau^T: the iterate's change to the edit layer's output
     if (opt.frozen_prefix) {
-      logits = model.RunFromDownProj(split, p.layer, w);
+      y = at::linear(split.a, t.to(split.a.scalar_type()));
+      logits = model.RunAbove(base + y, p.layer, b.positions);
     } else {
-      DownOverride ov{p.layer, w};
+      DownOverride ov{p.layer, p.w_org + t};
       logits = model.Forward(b.ids, nullptr, &ov);  // the peer's way: the whole model every iteration
+      logits = logits.reshape({-1, logits.size(-1)}).index_select(0, b.positions);
     }
     at::Tensor loss = AnswerLoss(logits, b);
     if (opt.margin_loss) {
-      at::Tensor d_e = DeltaScores(a_all, t.unsqueeze(0), b.q_mask).mean();
+      at::Tensor d_e = y.defined() ? DeltaOfOutputs(y.to(at::kFloat).unsqueeze(1), b.q_mask).mean()
+                                   : DeltaScores(a_all, t.unsqueeze(0), b.q_mask).mean();
       at::Tensor d_o = DeltaScores(p.unrelated.a, t.unsqueeze(0), p.unrelated.mask).mean();
       loss = loss + MarginLoss(d_e, d_o, opt.alpha, opt.beta, opt.gamma);
     }
     if (p.replay) {
-      at::Tensor d_j;
-      {
-        at::NoGradGuard ng;
-        d_j = DeltaScores(p.replay->a, replay_tau_j, replay_mask).mean();
-      }
       at::Tensor d_i = DeltaScores(p.replay->a, t.unsqueeze(0), replay_mask).mean();
       loss = loss + MemoryLoss(d_j, d_i, opt.gamma);
     }
     loss.backward();
-    out.loss = loss.item<double>();
     {
       at::NoGradGuard ng;
-      tau = (t - opt.lr * t.grad() * maskf).clamp(-opt.clamp, opt.clamp).detach();
+      const at::Tensor next = (t - opt.lr * t.grad() * maskf).clamp(-opt.clamp, opt.clamp);
+      const at::Tensor l = loss.detach().to(at::kDouble);
+      tau = at::where(stopped, tau, next);
+      last_loss = at::where(stopped, last_loss, l);
+      iterations = iterations + at::logical_not(stopped).to(at::kLong);
+      stopped = stopped.logical_or(l.le(opt.stop_loss).logical_and((prev_loss - l).abs().le(opt.stop_delta)));
+      prev_loss = l;
     }
-    if (out.loss <= opt.stop_loss && std::abs(prev_loss - out.loss) <= opt.stop_delta) {
-      ++it;
-      break;
-    }
-    prev_loss = out.loss;
+    if ((it + 1) % sync_every == 0 && stopped.item<bool>()) break;
   }
+  TrainedExpert out;
   out.tau = tau;
-  out.iterations = it;
+  const at::Tensor tail = at::stack({last_loss, iterations.to(at::kDouble)}).cpu();  // one read
+  out.loss = tail[0].item<double>();
+  out.iterations = static_cast<int>(tail[1].item<double>());
   return out;
 }
 

@@ -9,7 +9,10 @@ namespace moke {
 
 at::Tensor DeltaScores(const at::Tensor& a, const at::Tensor& taus, const at::Tensor& token_mask) {
   // [B, T, F] x [K, D, F] -> [B, K, T, D]
-  at::Tensor out = at::einsum("btf,kdf->bktd", {a.to(taus.scalar_type()), taus});
+  return DeltaOfOutputs(at::einsum("btf,kdf->bktd", {a.to(taus.scalar_type()), taus}), token_mask);
+}
+
+at::Tensor DeltaOfOutputs(const at::Tensor& out, const at::Tensor& token_mask) {
   at::Tensor norms = out.pow(2).sum(-1).clamp_min(1e-20).sqrt();  // [B, K, T]
   at::Tensor m = token_mask.to(norms.scalar_type()).unsqueeze(1);   // [B, 1, T]
   return (norms * m).sum(-1) / m.sum(-1).clamp_min(1.0);             // [B, K]
@@ -98,27 +101,6 @@ EmrExperts EmrMerge(const at::Tensor& taus) {
   at::Tensor den = (e.masks.to(taus.scalar_type()) * e.unified.abs().unsqueeze(0)).view({k, -1}).sum(1);
   e.lambdas = at::where(den > 0, num / den.clamp_min(1e-30), at::zeros_like(num));
   return e;
-}
-
-std::vector<uint8_t> PackBits(const at::Tensor& mask) {
-  at::Tensor flat = mask.to(at::kBool).contiguous().view({-1}).cpu();
-  const int64_t n = flat.numel();
-  std::vector<uint8_t> bits((n + 7) / 8, 0);
-  const bool* p = flat.data_ptr<bool>();
-  for (int64_t i = 0; i < n; ++i) {
-    if (p[i]) bits[i >> 3] |= static_cast<uint8_t>(1u << (i & 7));
-  }
-  return bits;
-}
-
-at::Tensor UnpackBits(const std::vector<uint8_t>& bits, at::IntArrayRef shape) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  TORCH_CHECK(static_cast<int64_t>(bits.size()) * 8 >= n, "bit buffer too short");
-  at::Tensor out = at::zeros({n}, at::kBool);
-  bool* p = out.data_ptr<bool>();
-  for (int64_t i = 0; i < n; ++i) p[i] = (bits[i >> 3] >> (i & 7)) & 1;
-  return out.view(shape);
 }
 
 }  // namespace moke

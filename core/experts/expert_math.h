@@ -15,6 +15,8 @@ namespace moke {
 // a [B, T, F], taus [K, D, F] (tau_i = W_i - W_org), token_mask [B, T] (float 0/1) -> [B, K].
 // Differentiable in taus.
 at::Tensor DeltaScores(const at::Tensor& a, const at::Tensor& taus, const at::Tensor& token_mask);
+// The same from the experts' changes to the layer output, out [B, K, T, D] = a tau^T (float32) -> [B, K].
+at::Tensor DeltaOfOutputs(const at::Tensor& out, const at::Tensor& token_mask);
 
 // Activation selection score (Eq. 2): S_i = (Delta_i(x_e) - Delta_i(x_o)) / Delta_i(x_e); 0 where
 // Delta_i(x_e) is 0 (an empty expert recognises nothing).
@@ -49,9 +51,5 @@ struct EmrExperts {
   int64_t StorageBytes() const;  // unified (fp32) + bit-packed masks + scalars
 };
 EmrExperts EmrMerge(const at::Tensor& taus);
-
-// Bit-packing of bool masks for storage (1 bit per entry).
-std::vector<uint8_t> PackBits(const at::Tensor& mask);
-at::Tensor UnpackBits(const std::vector<uint8_t>& bits, at::IntArrayRef shape);
 
 }  // namespace moke

@@ -271,6 +271,10 @@ std::string LlamaModel::Decode(const std::vector<int64_t>& ids) const {
 at::Tensor LlamaModel::Embed(const at::Tensor& ids) const { return at::embedding(embed_, ids); }
 
 at::Tensor LlamaModel::Attention(const at::Tensor& h, int64_t layer, KvCache* cache, int64_t pos0) const {
+  return h + at::linear(AttentionHeads(h, layer, cache, pos0), layers_[layer].wo);
+}
+
+at::Tensor LlamaModel::AttentionHeads(const at::Tensor& h, int64_t layer, KvCache* cache, int64_t pos0) const {
   const Layer& L = layers_[layer];
   const int64_t B = h.size(0), T = h.size(1);
   const int64_t H = config_.num_attention_heads, KV = config_.num_key_value_heads, hd = config_.head_dim;
@@ -293,19 +297,17 @@ at::Tensor LlamaModel::Attention(const at::Tensor& h, int64_t layer, KvCache* ca
     cache->k[layer] = k;
     cache->v[layer] = v;
   }
-  const int64_t S = k.size(2);
-  if (H != KV) {
-    k = k.repeat_interleave(H / KV, 1);  // head h reads kv head h / (H / KV)
-    v = v.repeat_interleave(H / KV, 1);
-  }
-  at::Tensor scores = at::matmul(q, k.transpose(-2, -1)).to(at::kFloat) / std::sqrt(static_cast<double>(hd));  // [B,H,T,S]
+  const int64_t S = k.size(2), G = H / KV;
+  // Grouped-query attention: the G query heads that read one kv head are one [G * T, hd] matrix (head h
+  // reads kv head h / G), so the products run per kv head: [B, KV, G * T, S].
+  at::Tensor scores = at::matmul(q.reshape({B, KV, G * T, hd}), k.transpose(-2, -1)).view({B, H, T, S}).to(at::kFloat) /
+                      std::sqrt(static_cast<double>(hd));
   if (T > 1) {
     at::Tensor mask = at::ones({T, S}, at::TensorOptions().dtype(at::kBool).device(h.device())).triu(S - T + 1);
     scores = scores.masked_fill(mask, -std::numeric_limits<float>::infinity());
   }
   at::Tensor probs = scores.softmax(-1).to(h.scalar_type());
-  at::Tensor out = at::matmul(probs, v).transpose(1, 2).reshape({B, T, H * hd});
-  return h + at::linear(out, L.wo);
+  return at::matmul(probs.view({B, KV, G * T, S}), v).view({B, H, T, hd}).transpose(1, 2).reshape({B, T, H * hd});
 }
 
 at::Tensor LlamaModel::MlpInput(const at::Tensor& h_mid, int64_t layer) const {
@@ -338,23 +340,40 @@ LlamaModel::Split LlamaModel::RunToDownProj(const at::Tensor& ids, int64_t layer
   TORCH_CHECK(ids.size(1) <= config_.max_position_embeddings, "sequence exceeds the context window");
   at::NoGradGuard no_grad;
   at::Tensor h = Embed(ids);
-  for (int64_t l = 0; l < layer; ++l) {
-    at::Tensor h_mid = Attention(h, l, nullptr, 0);
-    h = h_mid + at::linear(MlpInput(h_mid, l), layers_[l].down);
-  }
+  for (int64_t l = 0; l < layer; ++l) h = Block(h, l);
   Split s;
   s.h_mid = Attention(h, layer, nullptr, 0);
   s.a = MlpInput(s.h_mid, layer);
   return s;
 }
 
-at::Tensor LlamaModel::RunFromDownProj(const Split& split, int64_t layer, const at::Tensor& down_weight) const {
-  at::Tensor h = split.h_mid + at::linear(split.a, down_weight.to(split.a.scalar_type()));
-  for (int64_t l = layer + 1; l < static_cast<int64_t>(layers_.size()); ++l) {
-    at::Tensor h_mid = Attention(h, l, nullptr, 0);
-    h = h_mid + at::linear(MlpInput(h_mid, l), layers_[l].down);
+at::Tensor LlamaModel::RunFromDownProj(const Split& split, int64_t layer, const at::Tensor& down_weight,
+                                       const at::Tensor& positions) const {
+  return RunAbove(split.h_mid + at::linear(split.a, down_weight.to(split.a.scalar_type())), layer, positions);
+}
+
+at::Tensor LlamaModel::RunAbove(const at::Tensor& h_in, int64_t layer, const at::Tensor& positions) const {
+  const int64_t last = static_cast<int64_t>(layers_.size()) - 1;
+  const int64_t d = config_.hidden_size;
+  at::Tensor h = h_in;
+  if (!positions.defined()) {
+    for (int64_t l = layer + 1; l <= last; ++l) h = Block(h, l);
+    return Head(h);
   }
-  return Head(h);
+  if (layer == last) return Head(h.reshape({-1, d}).index_select(0, positions));
+  for (int64_t l = layer + 1; l < last; ++l) h = Block(h, l);
+  // The last layer: keys and values at every position; the output projection, the MLP and the head only
+  // at `positions` (nothing above reads the others).
+  const at::Tensor heads = AttentionHeads(h, last, nullptr, 0);  // [B, T, H * hd]
+  at::Tensor x = h.reshape({-1, d}).index_select(0, positions) +
+                 at::linear(heads.reshape({-1, heads.size(-1)}).index_select(0, positions), layers_[last].wo);  // [N, D]
+  x = x + at::linear(MlpInput(x, last), layers_[last].down);
+  return Head(x);
+}
+
+at::Tensor LlamaModel::Block(const at::Tensor& h, int64_t layer) const {
+  at::Tensor h_mid = Attention(h, layer, nullptr, 0);
+  return h_mid + at::linear(MlpInput(h_mid, layer), layers_[layer].down);
 }
 
 const at::Tensor& LlamaModel::down_weight(int64_t layer) const { return layers_.at(layer).down; }

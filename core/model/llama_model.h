@@ -84,9 +84,15 @@ class LlamaModel {
     at::Tensor a;      // [B, T, d_ff]    input of layer `layer`'s down-projection
   };
   Split RunToDownProj(const at::Tensor& ids, int64_t layer) const;  // runs without autograd
-  // Logits [B, T, V] float32 from a Split, using `down_weight` [d_model, d_ff] for layer `layer`.
-  // Differentiable with respect to `down_weight`.
-  at::Tensor RunFromDownProj(const Split& split, int64_t layer, const at::Tensor& down_weight) const;
+  // Logits float32 from a Split, using `down_weight` [d_model, d_ff] for layer `layer`: RunAbove of
+  // h_mid + a down_weight^T. Differentiable with respect to `down_weight`.
+  at::Tensor RunFromDownProj(const Split& split, int64_t layer, const at::Tensor& down_weight,
+                             const at::Tensor& positions = at::Tensor()) const;
+  // Logits float32 from the residual stream `h` [B, T, d_model] after layer `layer`: the layers above it
+  // and the LM head. [B, T, V] at every position, or [N, V] at `positions` [N] (int64 indices into the
+  // flattened B * T positions): the last layer's output projection and MLP and the head then run at
+  // those positions only (its attention still reads every position). Differentiable with respect to `h`.
+  at::Tensor RunAbove(const at::Tensor& h, int64_t layer, const at::Tensor& positions = at::Tensor()) const;
 
   // Layer `layer`'s original down-projection weight [d_model, d_ff].
   const at::Tensor& down_weight(int64_t layer) const;
@@ -112,7 +118,12 @@ class LlamaModel {
   };
   LlamaModel();
   at::Tensor Embed(const at::Tensor& ids) const;
+  // h + self-attention of layer `layer` (the residual included).
   at::Tensor Attention(const at::Tensor& h, int64_t layer, KvCache* cache, int64_t pos0) const;
+  // The attention heads' output [B, T, H * head_dim], before the output projection.
+  at::Tensor AttentionHeads(const at::Tensor& h, int64_t layer, KvCache* cache, int64_t pos0) const;
+  // One whole decoder layer without a cache.
+  at::Tensor Block(const at::Tensor& h, int64_t layer) const;
   at::Tensor MlpInput(const at::Tensor& h_mid, int64_t layer) const;
   at::Tensor Head(const at::Tensor& h) const;
 

@@ -83,9 +83,6 @@ class Reader {
   size_t pos_ = 0;
 };
 
-// 3: format 2 plus subject, paraphrases and retracted_version (format 2 records still read).
-constexpr uint8_t kPayloadFormat = 3;
-
 // What ReadFramed found at a position.
 enum class Frame {
   kRecord,   // a whole record whose checksums hold

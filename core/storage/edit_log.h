@@ -73,6 +73,10 @@ inline constexpr uint32_t kMaxParaphrases = 16;         // LogRecord::paraphrase
 inline constexpr size_t kPayloadFixedBytes = 67;
 inline constexpr size_t kPayloadBytesPerString = 4;
 
+// The payload format written (its first byte). 3: format 2 plus subject, paraphrases and
+// retracted_version. Format 2 payloads still read.
+inline constexpr uint8_t kPayloadFormat = 3;
+
 // Payload encoding of one record (no header).
 std::string EncodeLogPayload(const LogRecord& r);
 absl::StatusOr<LogRecord> DecodeLogPayload(std::string_view payload);

@@ -20,14 +20,12 @@
 // --early-stop restores the editor's stopping rule. Results also go to --json PATH.
 #include <ATen/ATen.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -41,12 +39,11 @@
 #include "core/editor/knowledge_state.h"
 #include "core/model/llama_model.h"
 #include "nlohmann/json.hpp"
-#include "tools/make_checkpoint/checkpoint_maker.h"
+#include "tests/benchmarks/bench_checkpoint.h"
 
 namespace moke {
 namespace {
 
-namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 double Since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
@@ -370,29 +367,13 @@ int main(int argc, char** argv) {
   };
 
   // The checkpoint: given, or written now from a named shape into a temp dir removed at exit.
-  std::string model_dir = f.model;
-  std::string temp_dir;
-  if (!f.shape.empty()) {
-    auto shape = tools::ShapeByName(f.shape);
-    if (!shape.ok()) Die(shape.status().ToString());
-    tools::MakeOptions mo;
-    mo.shape = *shape;
-    if (f.layers > 0) mo.shape.num_layers = f.layers;
-    temp_dir = (fs::temp_directory_path() / ("moke_edit_bench_" + std::to_string(::getpid()))).string();
-    mo.out_dir = temp_dir;
-    mo.for_device = f.device == "cpu" ? "cpu" : "cuda";
-    mo.tokenizer_model = !f.tokenizer.empty() ? f.tokenizer : std::string(MOKE_SHARED_DIR) + "/models/llama2-tokenizer/tokenizer.model";
-    auto st = tools::MakeCheckpoint(mo);
-    if (!st.ok()) Die(st.status().ToString());
-    std::fprintf(stderr, "wrote %s (%.1fM parameters) in %.1f s\n", temp_dir.c_str(), st->parameters / 1e6, st->seconds);
-    model_dir = temp_dir;
+  auto checkpoint = BenchCheckpoint::Make(f.model, f.shape, f.layers, f.device, f.tokenizer, "moke_edit_bench");
+  if (!checkpoint.ok()) Die(checkpoint.status().ToString());
+  if (checkpoint->written()) {
+    std::fprintf(stderr, "wrote %s (%.1fM parameters) in %.1f s\n", checkpoint->dir().c_str(),
+                 checkpoint->parameters() / 1e6, checkpoint->seconds());
   }
-  struct Cleanup {
-    std::string dir;
-    ~Cleanup() {
-      if (!dir.empty()) fs::remove_all(dir);
-    }
-  } cleanup{temp_dir};
+  const std::string model_dir = checkpoint->dir();
 
   const std::vector<Record> recs = LoadRecords(!f.data.empty() ? f.data
                                                                 : std::string(MOKE_SHARED_DIR) + "/data/zsre/zsre_mend_eval_portability_gpt4.json");

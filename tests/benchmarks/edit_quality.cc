@@ -3,6 +3,7 @@
 // the service's own figures come from moke-bench against moke-server.
 //
 //   edit_quality --data ../shared/data/zsre/zsre_mend_eval_portability_gpt4.json --t 50 --p 1 [--set key=value ...]
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -20,7 +21,7 @@
 namespace {
 
 struct Rec {
-  std::string q, a, reph, loc, loc_ans;
+  std::string q, a, reph, loc, loc_ans, subject;
 };
 
 }  // namespace
@@ -33,7 +34,8 @@ int main(int argc, char** argv) {
   opt.model_dir = MOKE_DEFAULT_MODEL_DIR;
   nlohmann::json overrides = nlohmann::json::object();
   bool verbose = false;
-  bool give_loc = true;  // pass each record's locality prompt as the edit's unrelated prompt (EasyEdit does)
+  bool give_loc = true;
+  bool give_subject = true;  // send the record's subject (EditRequest.subject), as moke-bench does  // pass each record's locality prompt as the edit's unrelated prompt (EasyEdit does)
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&] { return std::string(argv[++i]); };
@@ -43,6 +45,7 @@ int main(int argc, char** argv) {
     else if (a == "--seed") seed = std::stoi(next());
     else if (a == "-v") verbose = true;
     else if (a == "--no-loc") give_loc = false;
+    else if (a == "--no-subject") give_subject = false;
     else if (a == "--set") {
       std::string kv = next();
       auto eq = kv.find('=');
@@ -69,7 +72,7 @@ int main(int argc, char** argv) {
   auto j = nlohmann::json::parse(in);
   std::vector<Rec> recs;
   for (const auto& r : j) {
-    recs.push_back({r["src"], r["alt"], r["rephrase"], r["loc"], r["loc_ans"]});
+    recs.push_back({r["src"], r["alt"], r["rephrase"], r["loc"], r["loc_ans"], r.value("subject", "")});
   }
   std::mt19937_64 rng(seed);
   // Stream: P rounds over T questions; the answers of round p < P-1 are other records' targets.
@@ -101,6 +104,9 @@ int main(int argc, char** argv) {
   auto t0 = std::chrono::steady_clock::now();
   for (size_t i = 0; i < stream.size(); ++i) {
     moke::EditRequest req{recs[stream[i].first].q, stream[i].second, {}};
+    if (give_subject && recs[stream[i].first].q.find(recs[stream[i].first].subject) != std::string::npos) {
+      req.subject = recs[stream[i].first].subject;
+    }
     if (give_loc) req.unrelated.push_back(recs[stream[i].first].loc);
     auto r = (*editor)->ApplyEdit(req);
     if (!r.ok()) {
@@ -118,12 +124,21 @@ int main(int argc, char** argv) {
   }
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   auto view = (*editor)->Current();
-  double rel = 0, gen = 0, loc = 0, route = 0, loc_route = 0;
+  double rel = 0, gen = 0, loc = 0, route = 0, loc_route = 0, em = 0;
   for (int t = 0; t < T; ++t) {
     auto s = view->Score(recs[t].q, final_answer[t]);
     auto g = view->Score(recs[t].reph, final_answer[t]);
     auto l = view->Score(recs[t].loc, recs[t].loc_ans);
     rel += s->token_accuracy / T;
+    // EM: the free answer (no length hint) equals the final answer, ignoring case and outer spaces.
+    auto lower = [](std::string x) {
+      for (char& c : x) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      while (!x.empty() && std::isspace(static_cast<unsigned char>(x.back()))) x.pop_back();
+      while (!x.empty() && std::isspace(static_cast<unsigned char>(x.front()))) x.erase(x.begin());
+      return x;
+    };
+    auto a = view->Ask(recs[t].q, 0);
+    em += (a.ok() && lower(a->answer) == lower(final_answer[t])) / static_cast<double>(T);
     gen += g->token_accuracy / T;
     int same = 0;
     for (size_t k = 0; k < l->argmax_tokens.size(); ++k) same += l->argmax_tokens[k] == loc_base[t][k];
@@ -133,7 +148,7 @@ int main(int argc, char** argv) {
   }
   std::sort(lat.begin(), lat.end());
   nlohmann::json out = {{"T", T}, {"P", P}, {"seed", seed}, {"method", moke::EditMethodName(opt.method)},
-                        {"rel", rel}, {"gen", gen}, {"loc", loc}, {"route_acc", route}, {"loc_to_original", loc_route},
+                        {"rel", rel}, {"gen", gen}, {"em_free", em}, {"loc", loc}, {"route_acc", route}, {"loc_to_original", loc_route},
                         {"unedited_rel", unedited_rel}, {"edit_p50_s", lat[lat.size() / 2]},
                         {"edit_p95_s", lat[lat.size() * 95 / 100]}, {"total_s", total}, {"settings", overrides}, {"loc_given", give_loc}};
   std::cout << out.dump() << std::endl;

@@ -304,6 +304,21 @@ TEST(StreamBuilderTest, WikiCfScopeChecksFromGenerate10) {
     for (const PromptAnswer& p : e.rel_spec)
       EXPECT_NE(std::find(r.rel_spec.begin(), r.rel_spec.end(), p), r.rel_spec.end()) << p.prompt;
   }
+  // Loc. never asks an edited fact: in 100 records, WikiCF's first Relation_Specificity prompt is sometimes
+  // another record's question ("The name of the mother of Kanye West is"); the builder then takes another.
+  opt.questions = 100;
+  opt.answers = 1;
+  auto lke = BuildStream(*ds, opt);
+  ASSERT_TRUE(lke.ok()) << lke.status();
+  std::set<std::string> edited;
+  for (const StreamEdit& e : lke->edits) edited.insert(e.question);
+  int replaced = 0;
+  for (const StreamEdit& e : lke->edits) {
+    EXPECT_EQ(edited.count(e.loc), 0u) << e.loc;
+    const DatasetRecord& r = ds->records[std::stoul(e.qid)];
+    replaced += e.loc != r.loc;
+  }
+  EXPECT_GT(replaced, 0) << "the first 100 records have such a case";
   // Record 0 (DiCaprio): generate_prompt's ten items are usable.
   EXPECT_EQ(ds->records[0].rewordings.size(), 10u);
   EXPECT_EQ(ds->records[0].rewordings[1], "Leonardo DiCaprio holds a passport from which country?");

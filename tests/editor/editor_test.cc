@@ -2,11 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
 
+#include "core/editor/snapshot_codec.h"
 #include "tests/testing/paths.h"
 
 namespace moke {
@@ -307,6 +309,72 @@ TEST_F(EditorTest, SnapshotRoundTripAndCorruptSnapshotRefused) {
   fs::remove_all(dir);
 }
 
+// A snapshot written before experts were stored on their masks (a dense fp32 "tau.i" per expert) still
+// loads, and the restored editor answers and continues exactly as one restored from the current format.
+TEST_F(EditorTest, SnapshotsWithDenseExpertsStillLoad) {
+  auto o = SmallOptions();
+  o.max_iterations = 10;
+  const fs::path dir = TempDir();
+  auto a = Editor::Create(o);
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE((*a)->ApplyEdit({"Who is the queen of the sea?", "Anna", {}}).ok());
+  ASSERT_TRUE((*a)->ApplyEdit({"Where does the wizard live?", "Paris", {}}).ok());
+  const std::string snap = (dir / "new.snap").string(), old = (dir / "old.snap").string();
+  ASSERT_TRUE((*a)->SaveSnapshot(snap).ok());
+  auto data = ReadSnapshotFile(snap);
+  ASSERT_TRUE(data.ok());
+  std::map<std::string, SnapshotBlob> blobs;
+  for (const auto& b : data->blobs) blobs[b.name] = b;
+  SnapshotData dense{data->meta_json, {}};
+  int experts = 0;
+  for (const auto& b : data->blobs) {
+    if (b.name.rfind("values.", 0) != 0) {
+      dense.blobs.push_back(b);
+      continue;
+    }
+    // The dense tau: the values in row-major order at the mask's set bits, 0 elsewhere.
+    const SnapshotBlob& m = blobs.at("mask." + b.name.substr(7));
+    const int64_t n = m.shape[0] * m.shape[1];
+    std::vector<float> values(b.bytes.size() / 4), tau(n, 0.0f);
+    std::memcpy(values.data(), b.bytes.data(), b.bytes.size());
+    size_t next = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      if ((static_cast<uint8_t>(m.bytes[i / 8]) >> (i % 8)) & 1) tau[i] = values.at(next++);
+    }
+    EXPECT_EQ(next, values.size());
+    dense.blobs.push_back({"tau." + b.name.substr(7), "f32", m.shape,
+                           std::string(reinterpret_cast<const char*>(tau.data()), n * 4)});
+    ++experts;
+  }
+  EXPECT_EQ(experts, 3);
+  ASSERT_TRUE(WriteSnapshotFile(old, dense).ok());
+  auto from_new = Editor::Create(o), from_old = Editor::Create(o);
+  ASSERT_TRUE(from_new.ok() && from_old.ok());
+  ASSERT_TRUE((*from_new)->RestoreSnapshot(snap).ok());
+  ASSERT_TRUE((*from_old)->RestoreSnapshot(old).ok()) << (*from_old)->RestoreSnapshot(old);
+  EXPECT_EQ((*from_old)->Stats().memory_bytes.at("experts"), (*from_new)->Stats().memory_bytes.at("experts"));
+  for (const std::string q : {"Who is the queen of the sea?", "Where does the wizard live?", "Once upon a time"}) {
+    EXPECT_EQ((*from_old)->Current()->Ask(q, 6)->tokens, (*from_new)->Current()->Ask(q, 6)->tokens) << q;
+  }
+  auto rn = (*from_new)->ApplyEdit({"Who is the queen of the sea?", "Lucy", {}});
+  auto ro = (*from_old)->ApplyEdit({"Who is the queen of the sea?", "Lucy", {}});
+  ASSERT_TRUE(rn.ok() && ro.ok());
+  EXPECT_EQ(ro->expert, rn->expert);
+  EXPECT_DOUBLE_EQ(ro->loss, rn->loss);
+  // Values that do not match the mask's count are refused.
+  SnapshotData short_values = *data;
+  for (auto& b : short_values.blobs) {
+    if (b.name == "values.0") {
+      b.bytes.resize(b.bytes.size() - 4);
+      b.shape = {static_cast<int64_t>(b.bytes.size() / 4)};
+    }
+  }
+  ASSERT_TRUE(WriteSnapshotFile(old, short_values).ok());
+  const absl::Status st = (*from_old)->RestoreSnapshot(old);
+  EXPECT_EQ(st.code(), absl::StatusCode::kDataLoss) << st;
+  fs::remove_all(dir);
+}
+
 // Growth: a full expert takes no new question; when every expert is full one is added, up to
 // max_experts; a re-edit still goes to the expert holding the previous answer; snapshots keep the bank.
 TEST_F(EditorTest, FullExpertsGrowTheBankUpToTheLimit) {
@@ -320,7 +388,11 @@ TEST_F(EditorTest, FullExpertsGrowTheBankUpToTheLimit) {
       {"What color is the magic hat?", "green"}, {"How many legs does the dragon have?", "six"}};
   auto editor = Editor::Create(o);
   ASSERT_TRUE(editor.ok()) << editor.status();
-  const int64_t df = (*editor)->Stats().memory_bytes.at("experts") / 2 / 4;
+  // An expert is stored on its mask: ceil(D*F / 8) bytes of bits + floor(0.3 * D*F) fp32 values.
+  const int64_t df = 64 * 172;  // the small model's d_model x d_ff
+  const int64_t per_expert = (df + 7) / 8 + static_cast<int64_t>(0.3 * df) * 4;
+  EXPECT_EQ((*editor)->Stats().memory_bytes.at("experts"), 2 * per_expert);
+  EXPECT_EQ((*editor)->Stats().memory_bytes.at("experts_per_held_edit"), 0);
   std::set<int> experts;
   for (size_t i = 0; i < edits.size(); ++i) {
     auto r = (*editor)->ApplyEdit({edits[i].first, edits[i].second, {}});
@@ -329,8 +401,9 @@ TEST_F(EditorTest, FullExpertsGrowTheBankUpToTheLimit) {
     EXPECT_EQ((*editor)->Stats().num_experts, std::max<int>(2, static_cast<int>(i) + 1)) << "edit " << i;
   }
   EXPECT_EQ(experts, (std::set<int>{0, 1, 2, 3})) << "one edit per expert at capacity 1";
-  // Two EMR groups of two: two unified matrices, four bit masks, four scalars.
-  EXPECT_EQ((*editor)->Stats().memory_bytes.at("experts_emr"), 2 * df * 4 + 4 * ((df + 7) / 8) + 4 * 4);
+  // Four experts holding four live edits.
+  EXPECT_EQ((*editor)->Stats().memory_bytes.at("experts"), 4 * per_expert);
+  EXPECT_EQ((*editor)->Stats().memory_bytes.at("experts_per_held_edit"), per_expert);
   // At the limit: no growth, the edit goes to an existing expert.
   auto extra = (*editor)->ApplyEdit({"Who rides the golden horse?", "Tim", {}});
   ASSERT_TRUE(extra.ok());

@@ -1,4 +1,5 @@
 #include "core/experts/expert_math.h"
+#include "core/experts/masked_tau.h"
 #include "core/experts/router.h"
 
 #include <ATen/ATen.h>
@@ -111,11 +112,56 @@ TEST(Emr, OverlappingExampleByHand) {
   EXPECT_TRUE(at::allclose(e.Expert(0), at::tensor({3.0f, 0.0f}).view({1, 2})));
 }
 
-TEST(PackBits, RoundTrip) {
-  at::Tensor m = BernoulliMask(0.5, 7, 13, 4);
-  auto bits = PackBits(m);
-  EXPECT_EQ(bits.size(), (7u * 13u + 7u) / 8u);
-  EXPECT_TRUE(at::equal(UnpackBits(bits, {7, 13}), m));
+TEST(Emr, DisjointMergeIsTheExpertsThemselves) {
+  // With disjoint masks every rescaler is exactly 1 and each reconstruction is its tau to the bit, so
+  // serving the experts directly is serving their EMR merge.
+  at::Tensor masks = DisjointMasks(3, 0.3, 16, 40, 3);
+  at::Tensor taus = at::randn({3, 16, 40}) * masks.to(at::kFloat);
+  EmrExperts e = EmrMerge(taus);
+  for (int k = 0; k < 3; ++k) {
+    EXPECT_EQ(e.lambdas[k].item<float>(), 1.0f);
+    EXPECT_TRUE(at::equal(e.Expert(k), taus[k])) << k;
+  }
+}
+
+TEST(MaskedTau, BitsByHand) {
+  // Row-major entries 0, 3, 5, 6 and 9 set: byte 0 = 1 + 8 + 32 + 64 = 105, byte 1 = 2.
+  at::Tensor m = at::zeros({2, 5}, at::kBool);
+  for (int i : {0, 3, 5, 6, 9}) m.view({-1})[i] = true;
+  at::Tensor bits = PackMask(m);
+  ASSERT_EQ(bits.numel(), 2);
+  EXPECT_EQ(bits[0].item<int64_t>(), 105);
+  EXPECT_EQ(bits[1].item<int64_t>(), 2);
+  EXPECT_TRUE(at::equal(UnpackMask(bits, 2, 5), m));
+  at::Tensor big = BernoulliMask(0.5, 7, 13, 4);
+  EXPECT_TRUE(at::equal(UnpackMask(PackMask(big), 7, 13), big));
+}
+
+TEST(MaskedTau, StoresOnlyTheMaskAndGivesTauBackExactly) {
+  at::Tensor mask = DisjointMasks(3, 0.3, 10, 20, 5)[1];  // 60 of 200 entries
+  at::Tensor tau = at::randn({10, 20}) * mask.to(at::kFloat);
+  MaskedTau e = MaskedTau::FromDense(tau, mask, at::kFloat);
+  EXPECT_EQ(e.nnz(), 60);
+  EXPECT_EQ(e.StorageBytes(), 25 + 60 * 4);  // ceil(200 / 8) bytes of bits + 60 fp32 values
+  EXPECT_TRUE(at::equal(e.Dense(), tau));
+  EXPECT_TRUE(at::equal(e.Mask(), mask));
+  // In bf16: 2 bytes a value, each the bf16 rounding of tau's.
+  MaskedTau h = MaskedTau::FromDense(tau, mask, at::kBFloat16);
+  EXPECT_EQ(h.StorageBytes(), 25 + 60 * 2);
+  EXPECT_TRUE(at::equal(h.Dense(), tau.to(at::kBFloat16).to(at::kFloat)));
+  MaskedTau z = MaskedTau::Zero(mask, at::kFloat);
+  EXPECT_EQ(z.nnz(), 60);
+  EXPECT_EQ(z.Dense().abs().sum().item<float>(), 0.0f);
+}
+
+TEST(MaskedTau, PartsMustAgree) {
+  at::Tensor mask = DisjointMasks(2, 0.25, 4, 6, 1)[0];  // 6 of 24 entries
+  at::Tensor bits = PackMask(mask);
+  auto ok = MaskedTau::FromParts(bits, at::arange(6, at::kFloat), 4, 6);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_TRUE(at::equal(ok->Dense().masked_select(mask), at::arange(6, at::kFloat)));
+  EXPECT_FALSE(MaskedTau::FromParts(bits, at::arange(5, at::kFloat), 4, 6).ok());  // one value short
+  EXPECT_FALSE(MaskedTau::FromParts(bits, at::arange(6, at::kFloat), 5, 6).ok());  // bits of another shape
 }
 
 }  // namespace

@@ -54,6 +54,19 @@ TEST(FactScope, AnotherSubjectInTheSameWordingIsLeftAlone) {
   EXPECT_LT(m.subject, 0.4);
 }
 
+TEST(FactScope, ALikeNamedOtherSubjectIsLeftAlone) {
+  const FactKey f = Fact("The name of the director of Vikrant Rona is", "Vikrant Rona", {kMother});
+  const FactMatch m = Match(f, "The name of the director of Vikram is", kMother);
+  EXPECT_FALSE(m.in_scope) << "Dice " << m.subject << " is under alias_min 0.5";
+  const FactKey g = Fact("The name of the country which 2008 United States presidential election is associated with is",
+                         "2008 United States presidential election", {kMother});
+  EXPECT_FALSE(
+      Match(g, "The name of the country which 2020 United States presidential election in Georgia is associated with is",
+            kMother)
+          .in_scope)
+      << "another year is another entity";
+}
+
 TEST(FactScope, AnotherRelationOfTheSameSubjectIsLeftAloneWhateverTheActivations) {
   const FactKey f = Fact("The place of birth of Jim Brown is", "Jim Brown", {kMother});
   EXPECT_FALSE(Match(f, "The place of death of Jim Brown is", kMother).in_scope) << "birth -> death";

@@ -35,6 +35,14 @@ TEST(Subject, FindsTheHeldSubjectOrItsClosestSpelling) {
   EXPECT_TRUE(FindSubject("", "Pavel Bure").empty());
 }
 
+TEST(Subject, NumbersTellEntitiesApart) {
+  EXPECT_TRUE(SameNumbers("USS Leedstown (APA-56)", "Leedstown (APA-56)"));
+  EXPECT_TRUE(SameNumbers("Leonardo DiCaprio", "Leo DiCaprio"));
+  EXPECT_FALSE(SameNumbers("2008 United States presidential election", "2020 United States presidential election"));
+  EXPECT_FALSE(SameNumbers("93rd Academy Awards", "Academy Award for Best Picture"));
+  EXPECT_TRUE(SameNumbers("1969/1970 Hessen", "1970/1969 Hessen")) << "the same numbers in another order";
+}
+
 TEST(Subject, GuessesTheNamedEntity) {
   EXPECT_EQ(GuessSubject("Pavel Bure plays"), "Pavel Bure") << "a name may open the question";
   EXPECT_EQ(GuessSubject("When was the inception of IAAF Combined Events Challenge?"), "IAAF Combined Events Challenge");

@@ -7,9 +7,10 @@
 //    ctest runs it in every build, under ASan/UBSan where the compiler has them.
 //
 // Promises checked on every accepted input (a broken promise aborts):
-//   valid_bytes + torn_tail_bytes == input size; re-encoding the records reproduces the valid prefix byte
-//   for byte; edit ids are 1, 2, 3, ...; the torn tail holds no complete record and, past a partial
-//   header, only zero bytes.
+//   valid_bytes + torn_tail_bytes == input size; re-encoding a current-format record reproduces its
+//   bytes, an older-format one decodes to the same record, and the records cover the valid prefix;
+//   edit ids are 1, 2, 3, ...; the torn tail holds no complete record and, past a partial header,
+//   only zero bytes.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -59,13 +60,27 @@ bool ParseAndCheck(const uint8_t* data, size_t size) {
     }
   }
   if (parsed->valid_bytes > 0) {
-    std::string again(kLogFileMagic, kLogFileHeaderSize);
     uint64_t next_id = 1;
+    uint64_t pos = kLogFileHeaderSize;
     for (const LogRecord& r : parsed->records) {
       if (r.type == LogRecordType::kEdit && r.edit_id != next_id++) Broken("edit ids not consecutive");
-      again += EncodeLogRecord(r);
+      const std::string again = EncodeLogRecord(r);
+      if (pos + kRecordHeaderSize >= parsed->valid_bytes) Broken("more records than frames");
+      const uint8_t format = static_cast<uint8_t>(in[pos + kRecordHeaderSize]);
+      const size_t len = static_cast<size_t>(static_cast<uint8_t>(in[pos + 4])) |
+                         static_cast<size_t>(static_cast<uint8_t>(in[pos + 5])) << 8 |
+                         static_cast<size_t>(static_cast<uint8_t>(in[pos + 6])) << 16 |
+                         static_cast<size_t>(static_cast<uint8_t>(in[pos + 7])) << 24;
+      if (format == kPayloadFormat) {
+        if (in.substr(pos, kRecordHeaderSize + len) != again) Broken("re-encoding differs from the record read");
+      } else {
+        // An older format is rewritten in the current one: it must decode to the same record.
+        auto back = DecodeLogPayload(std::string_view(again).substr(kRecordHeaderSize));
+        if (!back.ok() || !(*back == r)) Broken("an older-format record does not survive re-encoding");
+      }
+      pos += kRecordHeaderSize + len;
     }
-    if (again != in.substr(0, parsed->valid_bytes)) Broken("re-encoding differs from the valid prefix");
+    if (pos != parsed->valid_bytes) Broken("records do not cover the valid prefix");
   } else if (!parsed->records.empty()) {
     Broken("records without valid bytes");
   }

@@ -78,6 +78,33 @@ TEST_F(LlamaModelTest, SplitForwardEqualsFullForward) {
   }
 }
 
+// The edit path's forward: logits only at chosen positions of a right-padded batch (the last layer's
+// output projection, MLP and head run there alone) equal the full forward's at those positions, and so
+// do the gradients of the edit layer's down-projection weight.
+TEST_F(LlamaModelTest, LogitsAtPositionsEqualFullLogitsThereWithGradients) {
+  auto a = model_->EncodePrompt("Lily saw a big red ball in the park.");
+  auto b = model_->EncodePrompt("Tom ran home.");
+  const int64_t t = static_cast<int64_t>(a.size());
+  at::Tensor ids = at::zeros({2, t}, at::kLong);
+  ids[0].copy_(at::tensor(a));
+  ids[1].narrow(0, 0, static_cast<int64_t>(b.size())).copy_(at::tensor(b));
+  const at::Tensor positions = at::tensor(std::vector<int64_t>{3, t - 2, t + 1, t + 4});  // rows 0, 0, 1, 1
+  for (int64_t layer : {2, 3, 4}) {  // 4 is the last layer: the head alone then
+    auto split = model_->RunToDownProj(ids, layer);
+    at::Tensor w1 = model_->down_weight(layer).clone().requires_grad_(true);
+    at::Tensor w2 = model_->down_weight(layer).clone().requires_grad_(true);
+    at::Tensor full = model_->RunFromDownProj(split, layer, w1);
+    full = full.reshape({-1, full.size(-1)}).index_select(0, positions);
+    at::Tensor at_pos = model_->RunFromDownProj(split, layer, w2, positions);
+    ASSERT_EQ(at_pos.sizes(), full.sizes());
+    EXPECT_LT((full - at_pos).abs().max().item<float>(), 1e-4) << layer;
+    const at::Tensor g = at::randn(full.sizes());
+    (full * g).sum().backward();
+    (at_pos * g).sum().backward();
+    EXPECT_LT((w1.grad() - w2.grad()).abs().max().item<float>(), 1e-4 * (1 + w1.grad().abs().max().item<float>())) << layer;
+  }
+}
+
 TEST_F(LlamaModelTest, GreedyMatchesReferenceWithAndWithoutCache) {
   auto want = (*ref_)["greedy_from_bos"]["ids"].get<std::vector<int64_t>>();
   auto got = model_->Generate({1}, static_cast<int>(want.size())).tokens;

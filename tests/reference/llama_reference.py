@@ -11,7 +11,9 @@ attention, the SwiGLU MLP and a tied or untied head, all in float64.
       OUT: {"results": [{"last_logits": [V floats], "argmax": [T ids], "all_logits": [[V]...],
                          "greedy": [ids], "greedy_margin": min top1-top2 gap}], "config": {...}}
       Greedy decoding recomputes the whole sequence each step and stops at EOS or BOS (the C++
-      Generate's convention).
+      Generate's convention). With a byte-fallback tokenizer.model in DIR, greedy picks only ids
+      that keep the text well-formed UTF-8 (inside a character its continuation bytes only;
+      elsewhere no continuation byte or impossible lead byte), as Generate does.
   llama_reference.py tokenize --tokenizer tokenizer.model --input IN.json --output OUT.json
       IN:  {"texts": [str...]}   OUT: {"ids": [[ids]...], "decoded": [str...]}
 Exit status 3 means a needed Python package is missing (the caller skips).
@@ -70,6 +72,7 @@ def load_weights(model_dir):
 
 class Llama:
     def __init__(self, model_dir):
+        self.model_dir = model_dir
         with open(os.path.join(model_dir, "config.json")) as f:
             c = json.load(f)
         self.d = c["hidden_size"]
@@ -127,14 +130,44 @@ class Llama:
             h = h + (g * torch.sigmoid(g) * u) @ w[p + "mlp.down_proj.weight"].T
         return self.rmsnorm(h, w["model.norm.weight"]) @ self.head.T
 
+    def byte_pieces(self, vocab):
+        """{id: byte} for the tokenizer's <0xNN> pieces; empty without a tokenizer.model."""
+        path = os.path.join(self.model_dir, "tokenizer.model")
+        if not os.path.exists(path):
+            return {}
+        import sentencepiece as spm
+        sp = spm.SentencePieceProcessor(model_file=path)
+        out = {}
+        for i in range(min(sp.get_piece_size(), vocab)):
+            if sp.is_byte(i):
+                out[i] = int(sp.id_to_piece(i)[3:5], 16)
+        return out
+
     def greedy(self, ids, max_new):
         seq, out, margin = list(ids), [], float("inf")
         limit = self.config.get("max_position_embeddings", 1 << 30)
+        vocab = self.head.shape[0]
+        bytes_of = self.byte_pieces(vocab)
+        inside = torch.zeros(vocab, dtype=torch.bool)  # allowed inside a character
+        outside = torch.ones(vocab, dtype=torch.bool)  # allowed between characters
+        for i, b in bytes_of.items():
+            inside[i] = 0x80 <= b <= 0xBF
+            outside[i] = not (0x80 <= b <= 0xC1 or b >= 0xF5)
+        pending = 0
         for _ in range(min(max_new, max(limit - len(ids), 0))):
             logits = self.forward(seq)[-1]
+            if bytes_of:
+                logits = logits.masked_fill(~(inside if pending else outside), float("-inf"))
             top2 = torch.topk(logits, 2).values
             margin = min(margin, float(top2[0] - top2[1]))
             nxt = int(torch.argmax(logits))
+            b = bytes_of.get(nxt)
+            if b is None:
+                pending = 0
+            elif pending:
+                pending -= 1
+            else:
+                pending = 3 if b >= 0xF0 else 2 if b >= 0xE0 else 1 if b >= 0xC0 else 0
             if nxt in (self.eos, self.bos):
                 break
             out.append(nxt)

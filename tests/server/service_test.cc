@@ -256,16 +256,16 @@ TEST_F(ServiceTest, BadInputsAreRefusedAndVersionDoesNotMove) {
     EXPECT_EQ(s.error_code(), grpc::INVALID_ARGUMENT) << method << ": " << s.error_message();
     EXPECT_NE(s.error_message().find("does not parse"), std::string::npos) << method;
   }
-  // RetractFact: checked like every request, then UNIMPLEMENTED with a message.
+  // RetractFact of a fact nobody edited: NOT_FOUND with a message, and the version stays.
   {
     grpc::ClientContext ctx;
     SetDeadline(&ctx, 10);
     moke::testing::AddBearer(&ctx, kToken);
     v1::RetractFactRequest req;
-    req.set_question("Lily's dog is called");
+    req.set_question("The mayor of Atlantis is");
     v1::RetractFactResponse resp;
     const grpc::Status s = stub_->RetractFact(&ctx, req, &resp);
-    EXPECT_EQ(s.error_code(), grpc::UNIMPLEMENTED);
+    EXPECT_EQ(s.error_code(), grpc::NOT_FOUND) << s.error_message();
     EXPECT_FALSE(s.error_message().empty());
   }
   {
