@@ -211,7 +211,7 @@ std::vector<BatchDecoder::Event> BatchDecoder::Step() {
   const LlamaModel& m = model_;
   const ModelConfig& c = m.config();
   const int64_t n = static_cast<int64_t>(rows_.size());
-  const int64_t H = c.num_attention_heads, KV = c.num_key_value_heads, hd = c.head_dim;
+  const int64_t H = c.num_attention_heads, KV = c.num_key_value_heads, hd = c.head_dim, G = H / KV;
   std::vector<int64_t> ids(n), positions(n);
   int64_t span = 0;  // positions the attention reads: the longest row's, with its new token
   for (int64_t i = 0; i < n; ++i) {
@@ -244,14 +244,14 @@ std::vector<BatchDecoder::Event> BatchDecoder::Step() {
     keys.index_put_({rows, Slice(), pos}, k.squeeze(2));  // row i's new key at its position
     values.index_put_({rows, Slice(), pos}, v.squeeze(2));
     at::Tensor kk = keys.narrow(2, 0, span), vv = values.narrow(2, 0, span);  // [n, KV, span, hd]
-    if (H != KV) {
-      kk = kk.repeat_interleave(H / KV, 1);
-      vv = vv.repeat_interleave(H / KV, 1);
-    }
-    at::Tensor scores = at::matmul(q, kk.transpose(-2, -1)).to(at::kFloat) / scale;  // [n, H, 1, span]
+    // Grouped-query attention as LlamaModel::AttentionHeads computes it: the G query heads of one kv head
+    // as one [G, hd] matrix (head h reads kv head h / G), one product per kv head.
+    at::Tensor scores =
+        at::matmul(q.reshape({n, KV, G, hd}), kk.transpose(-2, -1)).view({n, H, 1, span}).to(at::kFloat) / scale;
     scores = scores.masked_fill(masked, -std::numeric_limits<float>::infinity());
     at::Tensor probs = scores.softmax(-1).to(h.scalar_type());
-    at::Tensor out = at::matmul(probs, vv).transpose(1, 2).reshape({n, 1, H * hd});
+    at::Tensor out =
+        at::matmul(probs.view({n, KV, G, span}), vv).view({n, H, 1, hd}).transpose(1, 2).reshape({n, 1, H * hd});
     at::Tensor h_mid = h + at::linear(out, L.wo);
     h = h_mid + DownProduct(m, m.MlpInput(h_mid, l), l, overrides);
   }
