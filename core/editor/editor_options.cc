@@ -105,7 +105,7 @@ const std::vector<EditorSetting>& Table() {
        "Eq. 3: an edit goes to the best-scoring expert when its score is above this, else to a random one"},
       {MOKE_SETTING(activation_selection), kAny, nullptr,
        "Choose the expert by activation scores (Eq. 3); false: every edit goes to a random expert (ablation)"},
-      {MOKE_SETTING(lr), Above(0), nullptr, "SGD step size on the expert"},
+      {MOKE_SETTING(lr), Above(0), "0.1", "SGD step size on the expert (0.5: tuned on ZsRE, docs/benchmarks.md)"},
       {MOKE_SETTING(max_iterations), Between(1, 10000), nullptr, "Training steps per edit, at most"},
       {MOKE_SETTING(clamp), Above(0), nullptr, "Largest change of one weight: |W_i - W_org| <= clamp"},
       {MOKE_SETTING(stop_loss), AtLeast(0), nullptr, "Stop training an edit once the loss is <= this ..."},

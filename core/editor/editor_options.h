@@ -52,7 +52,7 @@ struct EditorOptions {
   bool disjoint_masks = true;
   double select_eps = 0.35;            // Eq. 3
   bool activation_selection = true;    // off: every edit goes to a random expert (ablation)
-  double lr = 0.1;                     // SGD on the expert
+  double lr = 0.5;                     // SGD on the expert (the paper: 0.1)
   int max_iterations = 70;
   double clamp = 1.0;                  // |W_i - W_org| <= clamp
   double stop_loss = 0.02;
