@@ -60,6 +60,10 @@ absl::StatusOr<std::unique_ptr<KnowledgeServer>> KnowledgeServer::Create(EngineO
   if (options.max_queue < 1) return absl::InvalidArgumentError("--max-queue: must be >= 1");
   if (options.workers < 1 || options.workers > 256) return absl::InvalidArgumentError("--workers: must be in [1, 256]");
   if (options.max_read_queue < 1) return absl::InvalidArgumentError("--max-read-queue: must be >= 1");
+  if (options.max_batch < 1 || options.max_batch > 256) return absl::InvalidArgumentError("--max-batch: must be in [1, 256]");
+  if (options.batch_window < std::chrono::microseconds(0) || options.batch_window > std::chrono::seconds(1)) {
+    return absl::InvalidArgumentError("--batch-window-us: must be in [0, 1000000]");
+  }
   if (options.max_question_bytes < 1) return absl::InvalidArgumentError("--max-question-bytes: must be >= 1");
   if (options.max_answer_bytes < 1) return absl::InvalidArgumentError("--max-answer-bytes: must be >= 1");
   return std::unique_ptr<KnowledgeServer>(new KnowledgeServer(std::move(options), metrics));
@@ -105,6 +109,12 @@ absl::Status KnowledgeServer::Start() {
   index_.Load(records);
 
   pool_ = std::make_unique<WorkerPool>(options_.workers, static_cast<size_t>(options_.max_read_queue));
+  AskBatcher::Options batch;
+  batch.max_batch = options_.max_batch;
+  batch.window = options_.batch_window;
+  batch.max_waiting = static_cast<size_t>(options_.max_read_queue);
+  if (metrics_) batch.on_step = [m = metrics_](int rows) { m->ObserveDecodeBatchRows(rows); };
+  MOKE_ASSIGN_OR_RETURN(batcher_, AskBatcher::Create(std::move(batch), editor_->Current()));
   waiters_ = std::make_unique<VersionWaiters>(static_cast<size_t>(options_.max_read_queue), options_.max_version_wait);
   AnnounceVersion();
   queue_.Start();
@@ -136,6 +146,7 @@ void KnowledgeServer::Shutdown(bool write_snapshot) {
     }
   }
   if (pool_) pool_->Stop();  // runs the reads already queued
+  if (batcher_) batcher_->Stop();  // decodes the answers the workers handed it
   if (waiters_) waiters_->Stop();
 }
 
@@ -317,7 +328,7 @@ void KnowledgeServer::AnnounceVersion() {
 
 template <typename Result>
 void KnowledgeServer::Read(const absl::Status& valid, uint64_t min_version, const Budget& budget, const char* kind,
-                           std::function<absl::StatusOr<Result>(const KnowledgeView&)> compute, Done<Result> done) {
+                           Compute<Result> compute, Done<Result> done) {
   if (!serving()) return done(Unavailable());
   if (!valid.ok()) return done(valid);
   if (absl::Status s = budget.Check(kind); !s.ok()) return done(s);
@@ -325,10 +336,11 @@ void KnowledgeServer::Read(const absl::Status& valid, uint64_t min_version, cons
   auto work = [this, budget, kind, compute = std::move(compute), shared_done] {
     if (absl::Status s = budget.Check(kind); !s.ok()) return (*shared_done)(s);
     const auto t0 = Clock::now();
-    std::shared_ptr<const KnowledgeView> view = editor_->Current();  // never waits for an edit in progress
-    absl::StatusOr<Result> r = compute(*view);
-    if (metrics_) metrics_->ObserveAskSeconds(kind, SecondsSince(t0));
-    (*shared_done)(std::move(r));
+    // The latest view: never waits for an edit in progress; the read keeps it to the end.
+    compute(editor_->Current(), [this, kind, t0, shared_done](absl::StatusOr<Result> r) {
+      if (metrics_) metrics_->ObserveAskSeconds(kind, SecondsSince(t0));
+      (*shared_done)(std::move(r));
+    });
   };
   waiters_->Wait(
       min_version, budget.deadline,
@@ -339,16 +351,32 @@ void KnowledgeServer::Read(const absl::Status& valid, uint64_t min_version, cons
 }
 
 void KnowledgeServer::SubmitAsk(AskQuery q, Done<AskResult> done) {
-  auto ask = [this, q](const KnowledgeView& view) {
-    absl::StatusOr<AskResult> r = view.Ask(q.question, q.max_new_tokens, q.routing, q.budget);
+  if (options_.max_batch > 1) return SubmitAskStream(std::move(q), nullptr, std::move(done));
+  auto ask = [this, q](std::shared_ptr<const KnowledgeView> view, Done<AskResult> finish) {
+    absl::StatusOr<AskResult> r = view->Ask(q.question, q.max_new_tokens, q.routing, q.budget);
     if (metrics_ && r.ok()) metrics_->CountAskRoute(r->route.expert);
-    return r;
+    finish(std::move(r));
+  };
+  Read<AskResult>(ValidateAsk(q, limits_), q.min_version, q.budget, "ask", std::move(ask), std::move(done));
+}
+
+void KnowledgeServer::SubmitAskStream(AskQuery q, std::function<void(const AskPiece&)> on_piece,
+                                      Done<AskResult> done) {
+  auto ask = [this, q, on_piece = std::move(on_piece)](std::shared_ptr<const KnowledgeView> view,
+                                                        Done<AskResult> finish) {
+    batcher_->Ask(std::move(view), q.question, q.max_new_tokens, q.routing, q.budget, on_piece,
+                  [this, finish = std::move(finish)](absl::StatusOr<AskResult> r) {
+                    if (metrics_ && r.ok()) metrics_->CountAskRoute(r->route.expert);
+                    finish(std::move(r));
+                  });
   };
   Read<AskResult>(ValidateAsk(q, limits_), q.min_version, q.budget, "ask", std::move(ask), std::move(done));
 }
 
 void KnowledgeServer::SubmitScore(ScoreQuery q, Done<ScoreResult> done) {
-  auto score = [q](const KnowledgeView& view) { return view.Score(q.prompt, q.answer, q.routing, q.original); };
+  auto score = [q](std::shared_ptr<const KnowledgeView> view, Done<ScoreResult> finish) {
+    finish(view->Score(q.prompt, q.answer, q.routing, q.original));
+  };
   Read<ScoreResult>(ValidateScore(q, limits_), q.min_version, q.budget, "score", std::move(score), std::move(done));
 }
 

@@ -6,7 +6,10 @@
 //   - RequestIndex: request ids, the edit list, GetEdit;
 //   - recovery: the state rebuilt from the data directory at Start();
 //   - a WorkerPool for Ask and Score, which read the latest published KnowledgeView and so never wait for
-//     an edit in progress.
+//     an edit in progress;
+//   - an AskBatcher (core/editor/ask_batch.h) that decodes concurrent Asks together (--max-batch > 1) and
+//     streams AskStream's tokens: a worker plans the answer (its route), the batcher's decoder thread runs
+//     the prompts and the steps.
 // The Editor (core) is used by the editor thread alone once serving, except Current(), which any thread
 // may call.
 //
@@ -33,6 +36,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "core/editor/ask_batch.h"
 #include "core/editor/editor.h"
 #include "core/storage/edit_log.h"
 #include "core/storage/snapshot_store.h"
@@ -57,6 +61,11 @@ struct EngineOptions {
   size_t max_answer_bytes = 1024;
   // A read with min_version and no deadline waits at most this long.
   std::chrono::milliseconds max_version_wait{30000};
+  // Asks decoded together (core/editor/ask_batch.h); 1: each Ask decodes alone on a worker. AskStream
+  // always goes through the batched decoder (one row when 1).
+  int max_batch = 1;
+  // An idle batched decoder waits this long for more Asks before its first step.
+  std::chrono::microseconds batch_window{2000};
 };
 
 class KnowledgeServer {
@@ -87,6 +96,9 @@ class KnowledgeServer {
   // Checked like every request, then UNIMPLEMENTED: the editor cannot forget a fact yet.
   void SubmitRetract(RetractSubmission retract, Done<RetractAck> done);
   void SubmitAsk(AskQuery query, Done<AskResult> done);
+  // As SubmitAsk, through the batched decoder, with every token passed to `on_piece` (on the decoder
+  // thread, before `done`) as it is made. A cancelled budget stops the decoding at the next step.
+  void SubmitAskStream(AskQuery query, std::function<void(const AskPiece&)> on_piece, Done<AskResult> done);
   void SubmitScore(ScoreQuery query, Done<ScoreResult> done);
   void SubmitSnapshot(Budget budget, Done<storage::SnapshotFile> done);
   // Restores a snapshot of an earlier version as a NEW version (the current one + 1); answers that version.
@@ -102,11 +114,14 @@ class KnowledgeServer {
  private:
   KnowledgeServer(EngineOptions options, Metrics* metrics);
 
-  // The one read path (Ask, Score): answers UNAVAILABLE, or `valid` when it is an error; otherwise waits
-  // for `min_version`, then runs `compute` on the latest view on a worker, unless the budget ran out.
+  // The one read path (Ask, AskStream, Score): answers UNAVAILABLE, or `valid` when it is an error;
+  // otherwise waits for `min_version`, then runs `compute` on the latest view on a worker, unless the
+  // budget ran out. `compute` answers through the Done it is given, then or later (the batched decoder).
+  template <typename Result>
+  using Compute = std::function<void(std::shared_ptr<const KnowledgeView>, Done<Result>)>;
   template <typename Result>
   void Read(const absl::Status& valid, uint64_t min_version, const Budget& budget, const char* kind,
-            std::function<absl::StatusOr<Result>(const KnowledgeView&)> compute, Done<Result> done);
+            Compute<Result> compute, Done<Result> done);
 
   // Editor thread.
   void RunEdit(const EditSubmission& edit, const Done<EditAck>& done);
@@ -133,6 +148,7 @@ class KnowledgeServer {
   RequestIndex index_;
   std::unique_ptr<VersionWaiters> waiters_;  // created in Start()
   std::unique_ptr<WorkerPool> pool_;         // created in Start()
+  std::unique_ptr<AskBatcher> batcher_;      // created in Start()
 
   mutable absl::Mutex mu_;
   bool serving_ ABSL_GUARDED_BY(mu_) = false;

@@ -57,6 +57,11 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   memory_ = &BuildGauge().Name("moke_memory_bytes").Help("Memory held by the editor, by part").Register(r);
   serving_ = &BuildGauge().Name("moke_serving").Help("1 when the model is loaded and replay is done").Register(r).Add({});
   log_bytes_ = &BuildGauge().Name("moke_edit_log_bytes").Help("Size of the edit log file").Register(r).Add({});
+  batch_rows_ = &BuildHistogram()
+                     .Name("moke_decode_batch_rows")
+                     .Help("Answers decoded together per step of the batched decoder")
+                     .Register(r)
+                     .Add({}, Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128, 256});
 }
 
 void Metrics::CountRequest(const std::string& rpc, const std::string& outcome) {

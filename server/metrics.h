@@ -44,6 +44,8 @@ class Metrics {
   void SetMemoryBytes(const std::map<std::string, int64_t>& bytes);
   void SetServing(bool serving) { serving_->Set(serving ? 1 : 0); }
   void SetEditLogBytes(uint64_t b) { log_bytes_->Set(static_cast<double>(b)); }
+  // One step of the batched decoder over `rows` answers.
+  void ObserveDecodeBatchRows(int rows) { batch_rows_->Observe(static_cast<double>(rows)); }
 
   // The text exposition format (version 0.0.4).
   std::string Serialize() const;
@@ -64,6 +66,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>* memory_;
   prometheus::Gauge* serving_;
   prometheus::Gauge* log_bytes_;
+  prometheus::Histogram* batch_rows_;
 };
 
 // Serves GET /metrics (and GET / with a pointer to it) on one thread.

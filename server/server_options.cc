@@ -46,6 +46,15 @@ void AddServerFlags(CLI::App& app, ServerOptions* o) {
   app.add_option("--workers", o->engine.workers, "Threads answering Ask and Score")
       ->envname("MOKE_WORKERS")
       ->capture_default_str();
+  app.add_option("--max-batch", o->engine.max_batch,
+                 "Asks decoded together, one forward per step for all (1: each Ask alone on a worker)")
+      ->envname("MOKE_MAX_BATCH")
+      ->capture_default_str();
+  app.add_option_function<int64_t>(
+         "--batch-window-us", [o](int64_t us) { o->engine.batch_window = std::chrono::microseconds(us); },
+         "An idle batched decoder waits this long (microseconds) for more Asks before its first step")
+      ->envname("MOKE_BATCH_WINDOW_US")
+      ->default_str(std::to_string(o->engine.batch_window.count()));
   app.add_option("--max-read-queue", o->engine.max_read_queue, "Asks/Scores waiting for a worker")
       ->envname("MOKE_MAX_READ_QUEUE")
       ->capture_default_str();

@@ -1,13 +1,16 @@
 #include "server/service_impl.h"
 
 #include <atomic>
+#include <deque>
 #include <memory>
 #include <string_view>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
 #include "server/auth.h"
+#include "core/common/status_macros.h"
 #include "server/status_util.h"
 
 namespace moke::server {
@@ -103,21 +106,30 @@ void KnowledgeEditorService::Finish(Reactor* reactor, const char* rpc, const abs
   reactor->Finish(ToGrpcStatus(status));
 }
 
+void KnowledgeEditorService::CountOutcome(const char* rpc, const absl::Status& status) const {
+  if (metrics_) metrics_->CountRequest(rpc, StatusCodeLabel(status.code()));
+}
+
+template <typename Req>
+absl::Status KnowledgeEditorService::Admit(Ctx* ctx, const Bytes* request, const char* rpc, Access access,
+                                           Req* req) const {
+  MOKE_RETURN_IF_ERROR(Authorize(ctx, rpc, access));
+  Bytes copy(*request);
+  if (!grpc::SerializationTraits<Req>::Deserialize(&copy, req).ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("request does not parse as ", Req::descriptor()->full_name(),
+                                                   " (is every text field valid UTF-8?)"));
+  }
+  return absl::OkStatus();
+}
+
 template <typename Req, typename Resp>
 KnowledgeEditorService::Reactor* KnowledgeEditorService::Serve(Ctx* ctx, const Bytes* request, Bytes* response,
                                                                const char* rpc, Access access,
                                                                Handler<Req, Resp> handle) {
   auto* reactor = new CallReactor();
-  if (absl::Status s = Authorize(ctx, rpc, access); !s.ok()) {
-    Finish(reactor, rpc, s);
-    return reactor;
-  }
   Req req;
-  Bytes copy(*request);
-  if (!grpc::SerializationTraits<Req>::Deserialize(&copy, &req).ok()) {
-    Finish(reactor, rpc,
-           absl::InvalidArgumentError(absl::StrCat("request does not parse as ", Req::descriptor()->full_name(),
-                                                   " (is every text field valid UTF-8?)")));
+  if (absl::Status s = Admit(ctx, request, rpc, access, &req); !s.ok()) {
+    Finish(reactor, rpc, s);
     return reactor;
   }
   auto resp = std::make_shared<Resp>();
@@ -196,18 +208,139 @@ void KnowledgeEditorService::DoGetEdit(const v1::GetEditRequest& req, const Budg
   done(e.status(), nullptr);
 }
 
+AskQuery KnowledgeEditorService::AskQueryOf(const v1::AskRequest& req, const Budget& budget) {
+  return AskQuery{req.question(), req.max_new_tokens(), req.min_version(), RoutingFromProto(req.routing()), budget};
+}
+
+void KnowledgeEditorService::AskResultToProto(const AskResult& r, v1::AskResponse* resp) {
+  resp->set_answer(r.answer);
+  resp->set_version(r.version);
+  RouteToProto(r.route, resp->mutable_route());
+  for (int64_t t : r.tokens) resp->add_tokens(t);
+  resp->set_stop_reason(StopReasonToProto(r.stop));
+}
+
 void KnowledgeEditorService::DoAsk(const v1::AskRequest& req, const Budget& budget, v1::AskResponse* resp,
                                    Done done) {
-  AskQuery q{req.question(), req.max_new_tokens(), req.min_version(), RoutingFromProto(req.routing()), budget};
-  engine_->SubmitAsk(std::move(q), [resp, done = std::move(done)](absl::StatusOr<AskResult> r) {
+  engine_->SubmitAsk(AskQueryOf(req, budget), [resp, done = std::move(done)](absl::StatusOr<AskResult> r) {
     if (!r.ok()) return done(r.status(), nullptr);
-    resp->set_answer(r->answer);
-    resp->set_version(r->version);
-    RouteToProto(r->route, resp->mutable_route());
-    for (int64_t t : r->tokens) resp->add_tokens(t);
-    resp->set_stop_reason(StopReasonToProto(r->stop));
+    AskResultToProto(*r, resp);
     done(absl::OkStatus(), nullptr);
   });
+}
+
+namespace {
+
+// AskStream's reactor: messages are queued as the decoder makes them and written one at a time (gRPC
+// allows one write in flight); the call finishes after the last write. Deletes itself when the call is
+// done. The call's cancellation sets the budget's flag, which stops the decoding at its next step.
+//
+// Thread-safety: Send and End come from the engine's threads, OnWriteDone and OnCancel from gRPC's; the
+// queue and the flags are guarded by mu_. StartWrite and Finish are called outside the lock.
+class AskStreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+ public:
+  std::shared_ptr<const std::atomic<bool>> cancelled() const { return cancelled_; }
+
+  void Send(const v1::AskStreamResponse& message) {
+    grpc::ByteBuffer bytes;
+    bool own = false;
+    if (!grpc::SerializationTraits<v1::AskStreamResponse>::Serialize(message, &bytes, &own).ok()) return;
+    const grpc::ByteBuffer* start = nullptr;
+    {
+      absl::MutexLock lock(&mu_);
+      if (broken_ || finished_) return;
+      queue_.push_back(std::move(bytes));  // a deque keeps the front's address while it grows
+      if (!writing_) {
+        writing_ = true;
+        start = &queue_.front();
+      }
+    }
+    if (start != nullptr) StartWrite(start);
+  }
+
+  // The call's status, sent after every queued message.
+  void End(const grpc::Status& status) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_) return;
+      status_ = status;
+      ending_ = true;
+      if (writing_) return;  // OnWriteDone finishes
+      finished_ = true;
+    }
+    Finish(status);
+  }
+
+  void OnWriteDone(bool ok) override {
+    const grpc::ByteBuffer* next = nullptr;
+    bool finish = false;
+    grpc::Status status;
+    {
+      absl::MutexLock lock(&mu_);
+      queue_.pop_front();
+      if (!ok) {  // the client is gone: nothing more will be delivered
+        broken_ = true;
+        queue_.clear();
+      }
+      if (!queue_.empty()) {
+        next = &queue_.front();
+      } else {
+        writing_ = false;
+        if (ending_ && !finished_) {
+          finished_ = true;
+          finish = true;
+          status = status_;
+        }
+      }
+    }
+    if (next != nullptr) StartWrite(next);
+    if (finish) Finish(status);
+  }
+
+  void OnCancel() override { cancelled_->store(true, std::memory_order_relaxed); }
+  void OnDone() override { delete this; }
+
+ private:
+  std::shared_ptr<std::atomic<bool>> cancelled_ = std::make_shared<std::atomic<bool>>(false);
+  absl::Mutex mu_;
+  std::deque<grpc::ByteBuffer> queue_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool ending_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status status_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+grpc::ServerWriteReactor<grpc::ByteBuffer>* KnowledgeEditorService::AskStream(Ctx* ctx, const Bytes* request) {
+  static constexpr char kRpc[] = "ask_stream";
+  auto* reactor = new AskStreamReactor();
+  v1::AskRequest req;
+  if (absl::Status s = Admit(ctx, request, kRpc, Access::kOpen, &req); !s.ok()) {
+    CountOutcome(kRpc, s);
+    reactor->End(ToGrpcStatus(s));
+    return reactor;
+  }
+  const Budget budget{DeadlineFrom(ctx->deadline()), reactor->cancelled()};
+  engine_->SubmitAskStream(
+      AskQueryOf(req, budget),
+      [reactor](const AskPiece& piece) {
+        v1::AskStreamResponse m;
+        for (int64_t t : piece.tokens) m.add_tokens(t);
+        m.set_text(piece.text);
+        reactor->Send(m);
+      },
+      [this, reactor](absl::StatusOr<AskResult> r) {
+        CountOutcome(kRpc, r.status());
+        if (r.ok()) {
+          v1::AskStreamResponse last;
+          AskResultToProto(*r, last.mutable_result());
+          reactor->Send(last);
+        }
+        reactor->End(ToGrpcStatus(r.status()));
+      });
+  return reactor;
 }
 
 void KnowledgeEditorService::DoScore(const v1::ScoreRequest& req, const Budget& budget, v1::ScoreResponse* resp,

@@ -47,10 +47,10 @@ namespace internal {
 namespace v1 = ::moke::v1;
 using KE = v1::KnowledgeEditor;
 using RawService = KE::WithRawCallbackMethod_EditFact<KE::WithRawCallbackMethod_RetractFact<
-    KE::WithRawCallbackMethod_GetEdit<KE::WithRawCallbackMethod_Ask<KE::WithRawCallbackMethod_Score<
-        KE::WithRawCallbackMethod_GetStatus<KE::WithRawCallbackMethod_ListEdits<
+    KE::WithRawCallbackMethod_GetEdit<KE::WithRawCallbackMethod_Ask<KE::WithRawCallbackMethod_AskStream<
+        KE::WithRawCallbackMethod_Score<KE::WithRawCallbackMethod_GetStatus<KE::WithRawCallbackMethod_ListEdits<
             KE::WithRawCallbackMethod_CreateSnapshot<KE::WithRawCallbackMethod_RestoreSnapshot<
-                KE::WithRawCallbackMethod_ListSnapshots<KE::Service>>>>>>>>>>;
+                KE::WithRawCallbackMethod_ListSnapshots<KE::Service>>>>>>>>>>>;
 }  // namespace internal
 
 class KnowledgeEditorService final : public internal::RawService {
@@ -65,6 +65,8 @@ class KnowledgeEditorService final : public internal::RawService {
   Reactor* RetractFact(Ctx* ctx, const Bytes* req, Bytes* resp) override;
   Reactor* GetEdit(Ctx* ctx, const Bytes* req, Bytes* resp) override;
   Reactor* Ask(Ctx* ctx, const Bytes* req, Bytes* resp) override;
+  // Server streaming: a message per token, then the whole answer (see AskStreamReactor in the .cc).
+  grpc::ServerWriteReactor<Bytes>* AskStream(Ctx* ctx, const Bytes* req) override;
   Reactor* Score(Ctx* ctx, const Bytes* req, Bytes* resp) override;
   Reactor* GetStatus(Ctx* ctx, const Bytes* req, Bytes* resp) override;
   Reactor* ListEdits(Ctx* ctx, const Bytes* req, Bytes* resp) override;
@@ -83,8 +85,13 @@ class KnowledgeEditorService final : public internal::RawService {
   Reactor* Serve(Ctx* ctx, const Bytes* request, Bytes* response, const char* rpc, Access access,
                  Handler<Req, Resp> handle);
   absl::Status Authorize(Ctx* ctx, const char* rpc, Access access) const;
+  // Authorize, then parse the request (INVALID_ARGUMENT when it does not parse).
+  template <typename Req>
+  absl::Status Admit(Ctx* ctx, const Bytes* request, const char* rpc, Access access, Req* req) const;
   // Counts the outcome and finishes.
   void Finish(Reactor* reactor, const char* rpc, const absl::Status& status, const char* outcome = nullptr);
+  // Counts the outcome of a call that does not finish through Finish (AskStream).
+  void CountOutcome(const char* rpc, const absl::Status& status) const;
 
   // Handlers: proto -> plain struct -> engine -> proto.
   void DoEditFact(const internal::v1::EditFactRequest& req, const Budget& budget,
@@ -94,6 +101,8 @@ class KnowledgeEditorService final : public internal::RawService {
   void DoGetEdit(const internal::v1::GetEditRequest& req, const Budget& budget, internal::v1::GetEditResponse* resp,
                  Done done);
   void DoAsk(const internal::v1::AskRequest& req, const Budget& budget, internal::v1::AskResponse* resp, Done done);
+  static AskQuery AskQueryOf(const internal::v1::AskRequest& req, const Budget& budget);
+  static void AskResultToProto(const AskResult& r, internal::v1::AskResponse* resp);
   void DoScore(const internal::v1::ScoreRequest& req, const Budget& budget, internal::v1::ScoreResponse* resp,
                Done done);
   void DoGetStatus(const internal::v1::GetStatusRequest& req, const Budget& budget,

@@ -160,8 +160,85 @@ absl::Status ValidateLoadOptions(const LoadOptions& opt) {
     return absl::InvalidArgumentError(absl::StrCat("--seconds must be in [1, ", kMaxSeconds, "], got ", opt.seconds));
   if (opt.max_new_tokens < 1 || opt.max_new_tokens > 256)
     return absl::InvalidArgumentError("--max-new-tokens must be in [1, 256]");
+  if (!opt.baseline.empty()) {
+    if (!IsLoopbackAddress(opt.baseline))
+      return absl::InvalidArgumentError(absl::StrCat("--baseline: only a loopback server; refusing \"", opt.baseline, "\""));
+    if (!opt.stream_path.empty())
+      return absl::InvalidArgumentError("--baseline compares the no-edit phase only; drop --stream");
+    if (opt.rounds < 1 || opt.rounds > kMaxRounds)
+      return absl::InvalidArgumentError(absl::StrCat("--rounds must be in [1, ", kMaxRounds, "], got ", opt.rounds));
+  }
   return absl::OkStatus();
 }
+
+namespace {
+
+// Adds `b` into `a` (latencies, errors, wall time).
+void Accumulate(PhaseResult* a, const PhaseResult& b) {
+  a->ran = true;
+  a->latencies_s.insert(a->latencies_s.end(), b.latencies_s.begin(), b.latencies_s.end());
+  a->errors += b.errors;
+  if (a->first_error.empty()) a->first_error = b.first_error;
+  a->wall_s += b.wall_s;
+}
+
+// --baseline: the no-edit phase against both servers, in turns, `rounds` times.
+absl::Status RunComparison(const LoadOptions& opt, const std::vector<std::string>& questions) {
+  LoadOptions base_opt = opt;
+  base_opt.server = opt.baseline;
+  for (const LoadOptions* o : {static_cast<const LoadOptions*>(&base_opt), &opt}) {
+    ClientOptions copt;
+    copt.server = o->server;
+    copt.token = o->token;
+    auto client = BenchClient::Create(copt);
+    if (!client.ok()) return client.status();
+    if (auto s = (*client)->WaitUntilServing(opt.connect_timeout_s); !s.ok()) return s;
+  }
+  PhaseResult base, main;
+  for (int r = 0; r < opt.rounds; ++r) {
+    Accumulate(&base, RunPhase(base_opt, questions, nullptr, "", "baseline"));
+    Accumulate(&main, RunPhase(opt, questions, nullptr, "", "server"));
+  }
+  const LatencySummary a = SummarizeLatency(base.latencies_s), b = SummarizeLatency(main.latencies_s);
+  const double base_rps = base.wall_s > 0 ? a.count / base.wall_s : 0.0;
+  const double main_rps = main.wall_s > 0 ? b.count / main.wall_s : 0.0;
+  const double ratio = base_rps > 0 ? main_rps / base_rps : 0.0;
+  std::cout << absl::StrFormat("\nAsk under load, two servers in turns: %d clients, %d x %.0f s each, max_new_tokens %d\n\n",
+                               opt.clients, opt.rounds, opt.seconds, opt.max_new_tokens)
+            << absl::StrFormat("| %-20s | %21s | %21s |\n", "", "baseline " + opt.baseline, "server " + opt.server)
+            << "|----------------------|-----------------------|-----------------------|\n";
+  const auto row = [&](const char* name, const std::string& x, const std::string& y) {
+    std::cout << absl::StrFormat("| %-20s | %21s | %21s |\n", name, x, y);
+  };
+  row("requests ok", absl::StrCat(a.count), absl::StrCat(b.count));
+  row("errors", absl::StrCat(base.errors), absl::StrCat(main.errors));
+  row("throughput (req/s)", absl::StrFormat("%.1f", base_rps), absl::StrFormat("%.1f", main_rps));
+  row("p50 (ms)", absl::StrFormat("%.1f", a.median * 1e3), absl::StrFormat("%.1f", b.median * 1e3));
+  row("p95 (ms)", absl::StrFormat("%.1f", a.p95 * 1e3), absl::StrFormat("%.1f", b.p95 * 1e3));
+  row("p99 (ms)", absl::StrFormat("%.1f", a.p99 * 1e3), absl::StrFormat("%.1f", b.p99 * 1e3));
+  std::cout << absl::StrFormat("\nthroughput ratio server / baseline: %.2fx; p99 ratio: %.2f\n", ratio,
+                               a.p99 > 0 ? b.p99 / a.p99 : 0.0);
+  if (!base.first_error.empty()) std::cerr << "moke-bench: first Ask error (baseline): " << base.first_error << "\n";
+  if (!main.first_error.empty()) std::cerr << "moke-bench: first Ask error (server): " << main.first_error << "\n";
+  if (!opt.out_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(opt.out_dir, ec);
+    const std::string path = (std::filesystem::path(opt.out_dir) / "load.json").string();
+    std::ofstream out(path, std::ios::trunc);
+    nlohmann::json j = {{"server", opt.server},          {"baseline", opt.baseline},
+                        {"clients", opt.clients},        {"seconds", opt.seconds},
+                        {"rounds", opt.rounds},          {"max_new_tokens", opt.max_new_tokens},
+                        {"baseline_phase", PhaseJson(base)}, {"server_phase", PhaseJson(main)},
+                        {"throughput_ratio", ratio}};
+    out << j.dump(2) << "\n";
+    if (!out) return absl::DataLossError(absl::StrCat("cannot write ", path));
+    std::cout << "results: " << path << "\n";
+  }
+  if (a.count == 0 || b.count == 0) return absl::UnavailableError("no Ask succeeded on one of the servers");
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 absl::Status RunLoad(const LoadOptions& opt) {
   if (auto s = ValidateLoadOptions(opt); !s.ok()) return s;
@@ -177,6 +254,7 @@ absl::Status RunLoad(const LoadOptions& opt) {
     questions = {"Once upon a time, there was a", "What is the capital of France?", "Who wrote Hamlet?",
                  "The little dog liked to"};
   }
+  if (!opt.baseline.empty()) return RunComparison(opt, questions);
   ClientOptions copt;
   copt.server = opt.server;
   copt.token = opt.token;

@@ -1,6 +1,8 @@
 // `moke-bench load`: N concurrent Ask clients for S seconds, first with no edits running, then while the
 // stream's edits are applied (one editor client); prints Ask latency p50/p95/p99 and throughput side by
-// side. Bounded: at most kMaxClients clients and kMaxSeconds per phase, loopback servers only.
+// side. With --baseline, instead: the no-edit phase against two servers in turns (a batched server and
+// one with --max-batch 1), and their throughput ratio in the same run. Bounded: at most kMaxClients
+// clients, kMaxSeconds per phase and kMaxRounds rounds, loopback servers only.
 #pragma once
 
 #include <string>
@@ -12,6 +14,7 @@ namespace moke::bench {
 
 inline constexpr int kMaxClients = 64;
 inline constexpr double kMaxSeconds = 600;
+inline constexpr int kMaxRounds = 10;
 
 struct LoadOptions {
   std::string server;          // must be a loopback address
@@ -26,6 +29,10 @@ struct LoadOptions {
   double connect_timeout_s = 30;
   double edit_timeout_s = 600;
   bool progress = true;
+  // Comparison mode: the same no-edit phase against this server too (e.g. one with --max-batch 1), the
+  // two alternating for `rounds` rounds in one run; prints both and the throughput ratio.
+  std::string baseline;
+  int rounds = 1;
 };
 
 // Checks the bounds and the address (INVALID_ARGUMENT), then runs both phases.

@@ -5,6 +5,7 @@
 //   moke-bench validate-stream STREAM.jsonl
 //   moke-bench run  --server 127.0.0.1:PORT --stream STREAM.jsonl --out DIR [--eval-every N]
 //   moke-bench load --server 127.0.0.1:PORT --clients N --seconds S [--stream STREAM.jsonl]
+//   moke-bench load --server 127.0.0.1:PORT --baseline 127.0.0.1:PORT2 --clients N --seconds S [--rounds R]
 //
 // Exit codes: 0 success, 1 error (the message names the line, the setting or the RPC status), 2 usage.
 #include <filesystem>
@@ -139,6 +140,9 @@ int main(int argc, char** argv) {
   load->add_option("--token", lopt.token, "bearer token")->envname("MOKE_TOKEN");
   load->add_option("--connect-timeout", lopt.connect_timeout_s, "seconds to wait for the server")->capture_default_str();
   load->add_flag("--no-progress", load_no_progress, "no progress line");
+  load->add_option("--baseline", lopt.baseline,
+                   "compare: the no-edit phase against this server too (e.g. --max-batch 1), in turns, and the ratio");
+  load->add_option("--rounds", lopt.rounds, "with --baseline: rounds of both phases (1..10)")->capture_default_str();
 
   try {
     app.parse(argc, argv);

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
 #include "core/editor/activations.h"
+#include "core/editor/ask_plan.h"
 #include "core/editor/fact_key.h"
 #include "core/editor/scope.h"
 
@@ -148,20 +149,6 @@ KnowledgeView::KnowledgeView(std::shared_ptr<const KnowledgeState> state) : stat
 
 uint64_t KnowledgeView::version() const { return state_->version(); }
 
-namespace {
-
-// The question's tokens, or INVALID_ARGUMENT when they leave no room in the context window.
-absl::StatusOr<std::vector<int64_t>> QuestionTokens(const LlamaModel& m, const std::string& question) {
-  auto ids = m.EncodePrompt(question);
-  if (static_cast<int64_t>(ids.size()) >= m.config().max_position_embeddings) {
-    return absl::InvalidArgumentError(absl::StrCat("question has ", ids.size(), " tokens; the context window is ",
-                                                   m.config().max_position_embeddings));
-  }
-  return ids;
-}
-
-}  // namespace
-
 absl::StatusOr<Route> KnowledgeView::RouteOf(const std::string& question, std::optional<Routing> routing) const {
   Route route;
   MOKE_RETURN_IF_ERROR(GuardTorch("route", [&]() -> absl::Status {
@@ -175,25 +162,12 @@ absl::StatusOr<Route> KnowledgeView::RouteOf(const std::string& question, std::o
 
 absl::StatusOr<AskResult> KnowledgeView::Ask(const std::string& question, int max_new_tokens,
                                              std::optional<Routing> routing, const Budget& budget) const {
-  if (max_new_tokens <= 0) max_new_tokens = state_->options().max_new_tokens;
-  AskResult out;
-  out.version = state_->version();
+  absl::StatusOr<AskResult> out;
   MOKE_RETURN_IF_ERROR(GuardTorch("ask", [&]() -> absl::Status {
     at::InferenceMode guard;
-    const LlamaModel& m = state_->model();
-    MOKE_ASSIGN_OR_RETURN(auto ids, QuestionTokens(m, question));
-    out.route = state_->RouteQuestion(question, routing);  // once per request, kept for every token
-    auto ov = state_->OverrideFor(out.route);
-    // An answer to a held fact ends where its taught answer ends (the edit also teaches the end-of-sequence
-    // token, which a small model may not learn through one layer).
-    const int64_t extent = state_->AnswerTokensOf(out.route);
-    const int limit = extent > 0 ? static_cast<int>(std::min<int64_t>(max_new_tokens, extent)) : max_new_tokens;
-    LlamaModel::Generation g = m.Generate(ids, limit, ov ? &*ov : nullptr, budget);
-    if (g.stop == LlamaModel::Stop::kBudget) return budget.Check("ask");
-    const bool whole = extent > 0 && static_cast<int64_t>(g.tokens.size()) == extent;
-    out.tokens = std::move(g.tokens);
-    out.stop = g.stop == LlamaModel::Stop::kEndOfSequence || whole ? AskStop::kEndOfAnswer : AskStop::kTokenLimit;
-    out.answer = m.Decode(out.tokens);
+    MOKE_ASSIGN_OR_RETURN(AskPlan plan, PlanAsk(*state_, question, max_new_tokens, routing));
+    LlamaModel::Generation g = state_->model().Generate(plan.ids, plan.limit, plan.override.get(), budget);
+    out = FinishAsk(*state_, std::move(plan), std::move(g), budget);
     return absl::OkStatus();
   }));
   return out;

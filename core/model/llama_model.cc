@@ -13,17 +13,17 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
+#include "core/model/llama_ops.h"
 #include "core/model/safetensors.h"
 #include "nlohmann/json.hpp"
 
 namespace moke {
 namespace fs = std::filesystem;
 
-struct LlamaModel::Layer {
-  at::Tensor input_norm, wq, wk, wv, wo, post_norm, gate, up, down;
-};
-
 namespace {
+
+using ops::RmsNorm;
+using ops::RotateHalf;
 
 int64_t ReadMeminfoKb(const char* key) {
   std::ifstream in("/proc/meminfo");
@@ -67,17 +67,6 @@ std::string ShapeString(const std::vector<int64_t>& s) {
   std::string out = "[";
   for (size_t i = 0; i < s.size(); ++i) absl::StrAppend(&out, i ? ", " : "", s[i]);
   return out + "]";
-}
-
-at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& w, double eps) {
-  at::Tensor xf = x.to(at::kFloat);
-  at::Tensor y = xf * at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
-  return y.to(x.scalar_type()) * w;
-}
-
-at::Tensor RotateHalf(const at::Tensor& x) {
-  const int64_t half = x.size(-1) / 2;
-  return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
 }  // namespace

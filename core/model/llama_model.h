@@ -57,6 +57,9 @@ class LlamaModel {
   static absl::StatusOr<std::unique_ptr<LlamaModel>> Load(const LoadOptions& options);
   ~LlamaModel();
 
+  // Decodes rows of many requests in one forward per step (core/model/batch_decode.h); reads the layers.
+  friend class BatchDecoder;
+
   const ModelConfig& config() const { return config_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   const LoadStats& load_stats() const { return stats_; }
@@ -110,7 +113,9 @@ class LlamaModel {
                       bool use_cache = true) const;
 
  private:
-  struct Layer;
+  struct Layer {
+    at::Tensor input_norm, wq, wk, wv, wo, post_norm, gate, up, down;
+  };
   LlamaModel();
   at::Tensor Embed(const at::Tensor& ids) const;
   // h + self-attention of layer `layer` (the residual included).
