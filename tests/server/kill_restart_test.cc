@@ -15,6 +15,8 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <future>
 #include <map>
@@ -38,6 +40,14 @@ using moke::testing::SetDeadline;
 
 constexpr char kToken[] = "kill-token";
 constexpr int kEdits = 100;      // acknowledged edits (retries of in-flight edits included)
+
+// MOKE_KILL_RESTART_EDITS (100..5000) runs a longer campaign by hand, e.g. 1000 edits for ~100 kills;
+// ctest runs the default.
+int EditsToAcknowledge() {
+  const char* v = std::getenv("MOKE_KILL_RESTART_EDITS");
+  if (v == nullptr) return kEdits;
+  return std::clamp(std::atoi(v), kEdits, 5000);
+}
 constexpr int kQuestions = 24;   // so about three edits per question: re-edits
 constexpr int kSnapshotAt = 30;  // CreateSnapshot after this many acknowledged edits
 constexpr int kRestoreAt = 55;   // RestoreSnapshot of it after this many
@@ -136,7 +146,8 @@ TEST(KillRestart, NoAcknowledgedEditLostAcrossKillsVersionsOnlyGrow) {
   ASSERT_TRUE(client.Start());
   int n = 0;                                              // edits sent (ids)
   int next_kill = std::uniform_int_distribution<int>(5, 14)(rng);
-  while (static_cast<int>(acked.size()) < kEdits) {
+  const int edits = EditsToAcknowledge();
+  while (static_cast<int>(acked.size()) < edits) {
     if (HasFatalFailure()) return;
     std::string rid, q, a;
     next_edit(n++, &rid, &q, &a);
