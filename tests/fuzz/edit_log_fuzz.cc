@@ -27,6 +27,13 @@ namespace {
   std::abort();
 }
 
+// The little-endian uint32 at `at` (the record header's fields).
+uint32_t LeU32(std::string_view s, size_t at) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = v << 8 | static_cast<uint8_t>(s[at + i]);
+  return v;
+}
+
 bool ParseAndCheck(const uint8_t* data, size_t size) {
   using namespace moke::storage;
   const std::string_view in(reinterpret_cast<const char*>(data), size);
@@ -43,16 +50,9 @@ bool ParseAndCheck(const uint8_t* data, size_t size) {
     const std::string_view tail = in.substr(parsed->valid_bytes);
     const bool header_ok = tail.size() >= kRecordHeaderSize &&
                            tail.substr(0, 4) == std::string_view("MKLR", 4) &&
-                           moke::storage::Crc32cExtend(0, tail.data(), 12) ==
-                               (static_cast<uint32_t>(static_cast<uint8_t>(tail[12])) |
-                                static_cast<uint32_t>(static_cast<uint8_t>(tail[13])) << 8 |
-                                static_cast<uint32_t>(static_cast<uint8_t>(tail[14])) << 16 |
-                                static_cast<uint32_t>(static_cast<uint8_t>(tail[15])) << 24);
+                           moke::storage::Crc32cExtend(0, tail.data(), 12) == LeU32(tail, 12);
     if (header_ok) {
-      const uint32_t len = static_cast<uint32_t>(static_cast<uint8_t>(tail[4])) |
-                           static_cast<uint32_t>(static_cast<uint8_t>(tail[5])) << 8 |
-                           static_cast<uint32_t>(static_cast<uint8_t>(tail[6])) << 16 |
-                           static_cast<uint32_t>(static_cast<uint8_t>(tail[7])) << 24;
+      const uint32_t len = LeU32(tail, 4);
       if (kRecordHeaderSize + uint64_t{len} <= tail.size()) Broken("a complete record was dropped as a torn tail");
     } else if (tail.size() > kRecordHeaderSize &&
                tail.find_first_not_of('\0', kRecordHeaderSize) != std::string_view::npos) {
@@ -67,10 +67,7 @@ bool ParseAndCheck(const uint8_t* data, size_t size) {
       const std::string again = EncodeLogRecord(r);
       if (pos + kRecordHeaderSize >= parsed->valid_bytes) Broken("more records than frames");
       const uint8_t format = static_cast<uint8_t>(in[pos + kRecordHeaderSize]);
-      const size_t len = static_cast<size_t>(static_cast<uint8_t>(in[pos + 4])) |
-                         static_cast<size_t>(static_cast<uint8_t>(in[pos + 5])) << 8 |
-                         static_cast<size_t>(static_cast<uint8_t>(in[pos + 6])) << 16 |
-                         static_cast<size_t>(static_cast<uint8_t>(in[pos + 7])) << 24;
+      const size_t len = LeU32(in, pos + 4);
       if (format == kPayloadFormat) {
         if (in.substr(pos, kRecordHeaderSize + len) != again) Broken("re-encoding differs from the record read");
       } else {
