@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <map>
+#include <utility>
 
 namespace moke {
 
@@ -12,17 +14,7 @@ namespace {
 // with the name only if this is at least t / 2, so names below it are not searched.
 double Containment(const std::vector<uint32_t>& name, const std::vector<uint32_t>& prompt) {
   if (name.empty()) return 0;
-  size_t i = 0, j = 0, common = 0;
-  while (i < name.size() && j < prompt.size()) {
-    if (name[i] == prompt[j]) {
-      ++common, ++i, ++j;
-    } else if (name[i] < prompt[j]) {
-      ++i;
-    } else {
-      ++j;
-    }
-  }
-  return static_cast<double>(common) / static_cast<double>(name.size());
+  return static_cast<double>(CommonTrigrams(name, prompt)) / static_cast<double>(name.size());
 }
 
 // How well `text` names one of the fact's names (0 when the numbers in them differ).
@@ -40,16 +32,15 @@ bool Better(const FactMatch& a, const FactMatch& b) {
   return a.subject + a.relation > b.subject + b.relation;
 }
 
-}  // namespace
-
-FactMatch MatchFact(const FactKey& key, const ScopeQuery& query, const ScopeThresholds& t) {
+// MatchFact with the prompt's trigrams (`prompt` = Trigrams(query.text)) computed by the caller.
+FactMatch MatchFact(const FactKey& key, const ScopeQuery& query, const std::vector<uint32_t>& prompt,
+                    const ScopeThresholds& t) {
   FactMatch best;
   if (key.names.empty()) {  // no subject: the wording itself, closely
-    best.subject = Dice(key.question_trigrams, Trigrams(query.text));
+    best.subject = Dice(key.question_trigrams, prompt);
     best.in_scope = best.subject >= t.wording_min;
     return best;
   }
-  const std::vector<uint32_t> prompt = Trigrams(query.text);
   bool near = false;
   for (const auto& n : key.name_trigrams) near = near || Containment(n, prompt) >= std::min(t.alias_min, t.subject_min) / 2;
   if (!near) return best;
@@ -91,11 +82,26 @@ FactMatch MatchFact(const FactKey& key, const ScopeQuery& query, const ScopeThre
   return best;
 }
 
+}  // namespace
+
+FactMatch MatchFact(const FactKey& key, const ScopeQuery& query, const ScopeThresholds& t) {
+  return MatchFact(key, query, Trigrams(query.text), t);
+}
+
 ScopeDecision DecideScope(const std::vector<const FactKey*>& facts, const ScopeQuery& query,
                           const ScopeThresholds& t) {
+  // What depends only on the prompt is computed once, not once per held fact: its trigrams, and its
+  // relation key for each subject span a fact found in it (one model pass each).
+  const std::vector<uint32_t> prompt = Trigrams(query.text);
+  std::map<std::pair<size_t, size_t>, at::Tensor> keys;
+  const ScopeQuery once{query.text, [&](const TextSpan& s) {
+                          at::Tensor& k = keys[{s.begin, s.end}];
+                          if (!k.defined()) k = query.relation_key(s);
+                          return k;
+                        }};
   ScopeDecision d;
   for (size_t i = 0; i < facts.size(); ++i) {
-    FactMatch m = MatchFact(*facts[i], query, t);
+    FactMatch m = MatchFact(*facts[i], once, prompt, t);
     if (m.in_scope) {
       if (d.index < 0 || Better(m, d.match)) {
         d.index = static_cast<int64_t>(i);

@@ -105,8 +105,7 @@ std::vector<uint32_t> Trigrams(const std::string& s) {
   return out;
 }
 
-double Dice(const std::vector<uint32_t>& a, const std::vector<uint32_t>& b) {
-  if (a.empty() || b.empty()) return 0;
+size_t CommonTrigrams(const std::vector<uint32_t>& a, const std::vector<uint32_t>& b) {
   size_t i = 0, j = 0, common = 0;
   while (i < a.size() && j < b.size()) {
     if (a[i] == b[j]) {
@@ -119,7 +118,12 @@ double Dice(const std::vector<uint32_t>& a, const std::vector<uint32_t>& b) {
       ++j;
     }
   }
-  return 2.0 * static_cast<double>(common) / static_cast<double>(a.size() + b.size());
+  return common;
+}
+
+double Dice(const std::vector<uint32_t>& a, const std::vector<uint32_t>& b) {
+  if (a.empty() || b.empty()) return 0;
+  return 2.0 * static_cast<double>(CommonTrigrams(a, b)) / static_cast<double>(a.size() + b.size());
 }
 
 size_t WordCount(const std::string& s) { return Words(s).size(); }

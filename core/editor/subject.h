@@ -20,6 +20,8 @@ std::string NormalizeForMatch(const std::string& s);
 
 // Sorted, distinct trigram codes of NormalizeForMatch(s) (one code for texts shorter than 3).
 std::vector<uint32_t> Trigrams(const std::string& s);
+// How many codes two sorted, distinct trigram lists share.
+size_t CommonTrigrams(const std::vector<uint32_t>& a, const std::vector<uint32_t>& b);
 double Dice(const std::vector<uint32_t>& a, const std::vector<uint32_t>& b);
 
 // True when `a` and `b` hold the same numbers (runs of digits, in any order): names that differ in a
