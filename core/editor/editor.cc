@@ -62,6 +62,7 @@ class Editor::Impl {
     std::vector<size_t> superseded;  // held edits of the same fact: replaced at commit
     std::optional<size_t> replay_slot;
     TrainingProblem training;
+    std::vector<UnrelatedPool::Entry> supplied;  // the edit's own x_o: added to the pool at commit
   };
   EditPlan Plan(const EditRequest& edit);
   // The tokens an edit teaches: the answer's, then the end of sequence (teach_end_of_answer).
@@ -119,7 +120,9 @@ Editor::Impl::EditPlan Editor::Impl::Plan(const EditRequest& edit) {
   // x_o: the prompts supplied with this edit, else a seeded sample of the pool.
   std::vector<at::Tensor> xo;
   for (const auto& text : edit.unrelated) {
-    if (!text.empty()) xo.push_back(s.pool.Make(text).a);
+    if (text.empty()) continue;
+    plan.supplied.push_back(s.pool.Get(text));
+    xo.push_back(plan.supplied.back().a);
   }
   if (xo.empty()) xo = s.pool.Sample(kSampledUnrelated, s.rng);
   t.unrelated = PadActivations(xo);
@@ -156,9 +159,7 @@ void Editor::Impl::Commit(const EditRequest& edit, EditPlan& plan, TrainedExpert
   const int expert = plan.choice.expert;
   const double d_now =
       DeltaScores(plan.question.a, trained.tau.unsqueeze(0), PromptTokenMask(plan.question.a)).item<double>();
-  for (const auto& text : edit.unrelated) {
-    if (!text.empty()) s.pool.AddSupplied(text);
-  }
+  for (auto& entry : plan.supplied) s.pool.AddSupplied(std::move(entry));
   for (size_t h : plan.superseded) s.history[h].superseded = true;
   if (plan.choice.grow) s.router.AddExpert();
   s.bank.Store(expert, trained.tau, plan.training.mask, d_now);

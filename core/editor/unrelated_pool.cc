@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <utility>
 
 #include "core/editor/activations.h"
 #include "core/editor/augmentation.h"
@@ -37,14 +38,21 @@ UnrelatedPool::Entry UnrelatedPool::Make(const std::string& text) const {
   return e;
 }
 
-void UnrelatedPool::AddSupplied(const std::string& text) {
+UnrelatedPool::Entry UnrelatedPool::Get(const std::string& text) const {
   for (size_t i = generated_; i < entries_.size(); ++i) {
-    if (entries_[i].text == text) return;
+    if (entries_[i].text == text) return entries_[i];
+  }
+  return Make(text);
+}
+
+void UnrelatedPool::AddSupplied(Entry entry) {
+  for (size_t i = generated_; i < entries_.size(); ++i) {
+    if (entries_[i].text == entry.text) return;
   }
   if (entries_.size() - generated_ < kMaxSupplied) {
-    entries_.push_back(Make(text));
+    entries_.push_back(std::move(entry));
   } else {
-    entries_[generated_ + next_supplied_] = Make(text);
+    entries_[generated_ + next_supplied_] = std::move(entry);
     next_supplied_ = (next_supplied_ + 1) % kMaxSupplied;
   }
 }

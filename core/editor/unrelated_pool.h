@@ -31,8 +31,10 @@ class UnrelatedPool {
   static UnrelatedPool Create(std::shared_ptr<const LlamaModel> model, int64_t layer);
 
   Entry Make(const std::string& text) const;
-  // Adds a supplied prompt unless it is already held (ring of kMaxSupplied).
-  void AddSupplied(const std::string& text);
+  // The held supplied entry for `text`, else Make(text): a prompt's activations are computed once.
+  Entry Get(const std::string& text) const;
+  // Adds a supplied prompt (an entry from Get) unless it is already held (ring of kMaxSupplied).
+  void AddSupplied(Entry entry);
   // Activations of up to `n` entries in a seeded order (x_o when an edit supplies none).
   std::vector<at::Tensor> Sample(size_t n, std::mt19937_64& rng) const;
   at::Tensor Fingerprints() const;  // [P, F]
