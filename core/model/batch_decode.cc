@@ -17,14 +17,13 @@ namespace {
 // The greedy choice of every row of `logits` [n, V] float32 over the ids that keep its text well-formed
 // UTF-8 (LlamaModel::Generate's rule: inside a character only its continuation bytes, elsewhere no stray
 // continuation byte or impossible lead byte). `pending[i] > 0`: row i is inside a character.
-std::vector<int64_t> ChooseNext(const at::Tensor& logits, const std::vector<int>& pending, const at::Tensor& mid_char,
-                                const at::Tensor& char_start) {
+std::vector<int64_t> ChooseNext(const at::Tensor& logits, const std::vector<int>& pending, const at::Tensor& barred) {
   at::Tensor x = logits;
-  if (mid_char.defined()) {
+  if (barred.defined()) {
     std::vector<int64_t> inside(pending.size());
     for (size_t i = 0; i < pending.size(); ++i) inside[i] = pending[i] > 0 ? 1 : 0;
     at::Tensor which = at::tensor(inside, at::TensorOptions().dtype(at::kLong).device(logits.device()));
-    at::Tensor masks = at::stack({char_start, mid_char}).index_select(0, which);  // [n, V] bool
+    at::Tensor masks = barred.index_select(0, which);  // [n, V] bool
     x = x.masked_fill(masks, -std::numeric_limits<float>::infinity());
   }
   at::Tensor best = x.argmax(-1).to(at::kCPU).contiguous();
@@ -35,14 +34,7 @@ std::vector<int64_t> ChooseNext(const at::Tensor& logits, const std::vector<int>
 // ends at its limit or when its budget has run out (checked before the forward that would follow).
 // Returns whether a token was appended.
 bool Accept(const LlamaModel& m, DecodeRow* r, int64_t next) {
-  const int byte = m.tokenizer().ByteOf(static_cast<int>(next));
-  if (byte < 0) {
-    r->pending = 0;
-  } else if (r->pending > 0) {
-    --r->pending;
-  } else {
-    r->pending = byte >= 0xF0 ? 3 : byte >= 0xE0 ? 2 : byte >= 0xC0 ? 1 : 0;
-  }
+  r->pending = m.Utf8PendingAfter(r->pending, next);
   if (next == m.config().eos_token_id || next == m.config().bos_token_id) {
     r->generation.stop = LlamaModel::Stop::kEndOfSequence;
     r->finished = true;
@@ -108,7 +100,7 @@ std::vector<DecodeRow> BatchDecoder::Start(const LlamaModel& m, std::vector<Requ
   // Each row's last prompt position -> [n, 1, D] -> logits [n, V].
   at::Tensor at_last = at::tensor(last, m.id_options()).view({n, 1, 1}).expand({n, 1, h.size(2)});
   at::Tensor logits = m.Head(h.gather(1, at_last)).select(1, 0);
-  const std::vector<int64_t> next = ChooseNext(logits, std::vector<int>(n, 0), m.utf8_mid_char_, m.utf8_char_start_);
+  const std::vector<int64_t> next = ChooseNext(logits, std::vector<int>(n, 0), m.utf8_barred_);
   for (int64_t j = 0; j < n; ++j) {
     DecodeRow& r = rows[run[j]];
     const int64_t length = last[j] + 1;
@@ -259,7 +251,7 @@ std::vector<BatchDecoder::Event> BatchDecoder::Step() {
 
   std::vector<int> pending(n);
   for (int64_t i = 0; i < n; ++i) pending[i] = rows_[i].row.pending;
-  const std::vector<int64_t> next = ChooseNext(logits, pending, m.utf8_mid_char_, m.utf8_char_start_);
+  const std::vector<int64_t> next = ChooseNext(logits, pending, m.utf8_barred_);
   events.resize(n);
   for (int64_t i = 0; i < n; ++i) {
     Slot& s = rows_[i];

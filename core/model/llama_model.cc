@@ -234,8 +234,7 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Load(const LoadOptions& 
       auto as_mask = [&](const std::vector<uint8_t>& m) {
         return at::tensor(std::vector<int64_t>(m.begin(), m.end())).to(at::kBool).to(device);
       };
-      model->utf8_mid_char_ = as_mask(not_continuation);
-      model->utf8_char_start_ = as_mask(not_start);
+      model->utf8_barred_ = at::stack({as_mask(not_start), as_mask(not_continuation)});
     }
     return absl::OkStatus();
   }));
@@ -378,6 +377,13 @@ at::Tensor LlamaModel::Block(const at::Tensor& h, int64_t layer) const {
 
 const at::Tensor& LlamaModel::down_weight(int64_t layer) const { return layers_.at(layer).down; }
 
+int LlamaModel::Utf8PendingAfter(int pending, int64_t id) const {
+  const int byte = tokenizer_->ByteOf(static_cast<int>(id));
+  if (byte < 0) return 0;
+  if (pending > 0) return pending - 1;
+  return byte >= 0xF0 ? 3 : byte >= 0xE0 ? 2 : byte >= 0xC0 ? 1 : 0;
+}
+
 LlamaModel::Generation LlamaModel::Generate(const std::vector<int64_t>& prompt_ids, int max_new_tokens,
                                             const DownOverride* override, const Budget& budget,
                                             bool use_cache) const {
@@ -396,20 +402,13 @@ LlamaModel::Generation LlamaModel::Generate(const std::vector<int64_t>& prompt_i
   int pending = 0;  // continuation bytes the current character still needs
   for (int i = 0; i < max_new_tokens; ++i) {
     at::Tensor last = logits.select(1, logits.size(1) - 1)[0];  // [V]
-    if (utf8_mid_char_.defined()) {
+    if (utf8_barred_.defined()) {
       // Greedy over the ids that keep the text well-formed UTF-8: inside a character only its
       // continuation bytes; elsewhere no stray continuation byte or impossible lead byte.
-      last = last.masked_fill(pending > 0 ? utf8_mid_char_ : utf8_char_start_, -std::numeric_limits<float>::infinity());
+      last = last.masked_fill(utf8_barred_[pending > 0 ? 1 : 0], -std::numeric_limits<float>::infinity());
     }
     const int64_t next = last.argmax(-1).item<int64_t>();
-    const int byte = tokenizer_->ByteOf(static_cast<int>(next));
-    if (byte < 0) {
-      pending = 0;
-    } else if (pending > 0) {
-      --pending;
-    } else {
-      pending = byte >= 0xF0 ? 3 : byte >= 0xE0 ? 2 : byte >= 0xC0 ? 1 : 0;
-    }
+    pending = Utf8PendingAfter(pending, next);
     if (next == config_.eos_token_id || next == config_.bos_token_id) {
       out.stop = Stop::kEndOfSequence;
       break;

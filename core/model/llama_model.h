@@ -112,6 +112,10 @@ class LlamaModel {
                       const DownOverride* override = nullptr, const Budget& budget = Budget(),
                       bool use_cache = true) const;
 
+  // The UTF-8 rule of greedy decoding, shared with BatchDecoder. `pending`: continuation bytes the
+  // current character still needs (0: between characters); after taking token `id`, the new count.
+  int Utf8PendingAfter(int pending, int64_t id) const;
+
  private:
   struct Layer {
     at::Tensor input_norm, wq, wk, wv, wo, post_norm, gate, up, down;
@@ -131,9 +135,10 @@ class LlamaModel {
   std::unique_ptr<Tokenizer> tokenizer_;
   std::vector<Layer> layers_;
   at::Tensor embed_, norm_, lm_head_, rope_cos_, rope_sin_;
-  // [V] bool, with a byte-fallback vocabulary: ids that cannot continue a multi-byte character, and ids
-  // that cannot start one. Undefined when the vocabulary has no byte pieces.
-  at::Tensor utf8_mid_char_, utf8_char_start_;
+  // [2, V] bool, with a byte-fallback vocabulary: the ids barred between characters (row 0: stray
+  // continuation bytes, impossible lead bytes) and inside one (row 1: all but continuation bytes), so
+  // row [pending > 0] masks a step. Undefined when the vocabulary has no byte pieces.
+  at::Tensor utf8_barred_;
   LoadStats stats_;
 };
 
