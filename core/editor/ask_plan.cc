@@ -48,7 +48,7 @@ absl::StatusOr<AskPlan> PlanAsk(const KnowledgeState& state, const std::string& 
   if (max_new_tokens <= 0) max_new_tokens = state.options().max_new_tokens;
   AskPlan plan;
   MOKE_ASSIGN_OR_RETURN(plan.ids, QuestionTokens(state.model(), question));
-  plan.route = state.RouteQuestion(question, routing);  // once per request, kept for every token
+  plan.route = state.RouteQuestion(question, plan.ids, routing);  // once per request, kept for every token
   if (overrides != nullptr) {
     plan.override = overrides->Get(state, plan.route);
   } else if (std::optional<DownOverride> ov = state.OverrideFor(plan.route)) {

@@ -28,8 +28,9 @@ KnowledgeState::KnowledgeState(Parts parts) : p_(std::move(parts)) {
   for (const auto& f : p_.facts) fact_ptrs_.push_back(f.get());
 }
 
-Route KnowledgeState::RouteQuestion(const std::string& question, std::optional<Routing> routing) const {
-  return RouteQuestion(question, ActivationsOf(*p_.model, p_.layer, question), routing);
+Route KnowledgeState::RouteQuestion(const std::string& question, const std::vector<int64_t>& ids,
+                                    std::optional<Routing> routing) const {
+  return RouteQuestion(question, ActivationsOf(*p_.model, p_.layer, ids), routing);
 }
 
 Route KnowledgeState::RouteQuestion(const std::string& question, const PromptActivations& p,
@@ -154,7 +155,7 @@ absl::StatusOr<Route> KnowledgeView::RouteOf(const std::string& question, std::o
   MOKE_RETURN_IF_ERROR(GuardTorch("route", [&]() -> absl::Status {
     at::InferenceMode guard;
     MOKE_ASSIGN_OR_RETURN(auto ids, QuestionTokens(state_->model(), question));
-    route = state_->RouteQuestion(question, routing);
+    route = state_->RouteQuestion(question, ids, routing);
     return absl::OkStatus();
   }));
   return route;
@@ -188,7 +189,7 @@ absl::StatusOr<ScoreResult> KnowledgeView::Score(const std::string& prompt, cons
     if (p + n > m.config().max_position_embeddings) {
       return absl::InvalidArgumentError("prompt and answer exceed the context window");
     }
-    if (!original) out.route = state_->RouteQuestion(prompt, routing);
+    if (!original) out.route = state_->RouteQuestion(prompt, ids, routing);
     auto ov = original ? std::nullopt : state_->OverrideFor(out.route);
     std::vector<int64_t> all = ids;
     all.insert(all.end(), ans.begin(), ans.end());

@@ -51,7 +51,9 @@ class KnowledgeState {
   // Route a question. The fact gate decides whether it asks a held fact (scope.h) and then answers with
   // that fact's expert, or with the expert an explicit `routing` mode ranks first; the paper's gate
   // compares Delta_i with per-expert thresholds (Eq. 8-9) and ranks by the routing mode (Table 5).
-  Route RouteQuestion(const std::string& question, std::optional<Routing> routing) const;
+  // `ids`: the question's prompt tokens (LlamaModel::EncodePrompt), which the caller has already.
+  Route RouteQuestion(const std::string& question, const std::vector<int64_t>& ids,
+                      std::optional<Routing> routing) const;
   Route RouteQuestion(const std::string& question, const PromptActivations& p, std::optional<Routing> routing) const;
   // The taught answer's length in tokens of the fact a route was matched to (0: none).
   int64_t AnswerTokensOf(const Route& route) const;

@@ -276,7 +276,7 @@ std::pair<AskStats, AskStats> MeasureAskPair(const KnowledgeView& v0, const Know
   std::optional<DownOverride> ov[2];
   for (int w = 0; w < 2; ++w) {
     const KnowledgeState& st = views[w]->state();
-    ov[w] = st.OverrideFor(st.RouteQuestion(questions[0], std::nullopt));
+    ov[w] = st.OverrideFor(st.RouteQuestion(questions[0], st.model().EncodePrompt(questions[0]), std::nullopt));
   }
   std::vector<double> pre[2], dec[2];
   for (int r = 0; r < reps + 1; ++r) {  // repetition 0 warms up
