@@ -79,7 +79,7 @@ absl::Status FinalizeServerOptions(ServerOptions* o) {
   if (!o->config.empty()) {
     if (!std::filesystem::exists(o->config)) return absl::InvalidArgumentError(absl::StrCat("--config: ", o->config, " not found"));
     absl::Status s = LoadEditorOptions(o->config, &e);
-    if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat("--config ", o->config, ": ", s.message()));
+    if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat("--config ", s.message()));  // it names the file
   }
   if (!o->model.empty()) e.model_dir = o->model;
   if (e.model_dir.empty()) e.model_dir = MOKE_DEFAULT_MODEL_DIR;
