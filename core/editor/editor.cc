@@ -147,8 +147,8 @@ Editor::Impl::EditPlan Editor::Impl::Plan(const EditRequest& edit) {
   t.tau = plan.choice.grow ? at::zeros_like(s.bank.w_org()) : s.bank.tau(expert);
   t.mask = s.bank.MaskOf(expert);
   if (plan.replay_slot) {
-    const HeldEdit& h = s.history[s.replay.entries()[*plan.replay_slot].edit];
-    t.replay = ReplayedEdit{h.a, s.bank.tau(h.expert)};
+    const ReplayBuffer::Entry& r = s.replay.entries()[*plan.replay_slot];
+    t.replay = ReplayedEdit{r.a, s.bank.tau(s.history[r.edit].expert)};
   }
   return plan;
 }
@@ -162,7 +162,7 @@ void Editor::Impl::Commit(const EditRequest& edit, EditPlan& plan, TrainedExpert
   for (auto& entry : plan.supplied) s.pool.AddSupplied(std::move(entry));
   for (size_t h : plan.superseded) s.history[h].superseded = true;
   if (plan.choice.grow) s.router.AddExpert();
-  s.bank.Store(expert, trained.tau, plan.training.mask, d_now);
+  s.bank.Store(expert, trained.tau, d_now);
   ++s.version;
   HeldEdit held;
   held.question = edit.question;
@@ -173,7 +173,6 @@ void Editor::Impl::Commit(const EditRequest& edit, EditPlan& plan, TrainedExpert
   held.key = plan.key;
   held.expert = expert;
   held.version = s.version;
-  held.a = plan.question.a;
   held.fingerprint = plan.fingerprint;
   held.delta_trained = d_now;
   s.history.push_back(std::move(held));
@@ -183,7 +182,7 @@ void Editor::Impl::Commit(const EditRequest& edit, EditPlan& plan, TrainedExpert
     if (static_cast<int>(s.history.size()) % opt.wise_save_freq == 0) s.bank.StartWiseMemory();
     return;
   }
-  s.replay.Commit(plan.replay_slot, newest, expert);
+  s.replay.Commit(plan.replay_slot, newest, expert, plan.question.a);
   // Router (Eq. 7): CE over the current edit and the replay buffer.
   if (opt.router_steps > 0) {
     std::vector<at::Tensor> feats{plan.fingerprint};
@@ -380,9 +379,14 @@ EditorStats Editor::Stats() const {
   int64_t live = 0;
   for (const auto& h : s.history) live += h.superseded ? 0 : 1;
   st.memory_bytes["experts_per_held_edit"] = live > 0 ? s.bank.StorageBytes() / live : 0;
+  // What the history keeps of every edit (live or not): its fingerprint, scope keys and texts.
+  int64_t history = 0;
+  for (const auto& h : s.history) history += HeldEditBytes(h);
+  st.memory_bytes["history"] = history;
+  st.memory_bytes["per_held_edit"] = live > 0 ? (s.bank.StorageBytes() + history) / live : 0;
   st.memory_bytes["router"] = s.router.defined() ? int64_t{s.router.num_experts()} * (s.bank.w_org().size(1) + 1) * 4 : 0;
   int64_t replay_bytes = 0;
-  for (const auto& r : s.replay.entries()) replay_bytes += s.history[r.edit].a.numel() * 4;
+  for (const auto& r : s.replay.entries()) replay_bytes += r.a.defined() ? r.a.numel() * static_cast<int64_t>(r.a.element_size()) : 0;
   st.memory_bytes["replay"] = replay_bytes;
   return st;
 }

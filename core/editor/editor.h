@@ -97,8 +97,10 @@ struct EditorStats {
   int num_experts = 0;
   int edit_layer = 0;
   int replay_size = 0;
-  // "model", "experts" (as stored: mask bits + values), "experts_per_held_edit" (experts / live edits,
-  // rounded down; 0 with none), "router", "replay".
+  // "model", "experts" (as stored: values + mask codes, a group's shared code once),
+  // "experts_per_held_edit" (experts / live edits, rounded down; 0 with none), "history" (every edit's
+  // fingerprint, scope keys and texts), "per_held_edit" ((experts + history) / live edits), "router",
+  // "replay" (the replay buffer's activations).
   std::map<std::string, int64_t> memory_bytes;
 };
 

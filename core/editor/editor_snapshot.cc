@@ -152,6 +152,7 @@ absl::Status DecodeSnapshot(const SnapshotData& data, const std::string& origin,
     const c10::Device dev = w_org.device();
     std::vector<MaskedTau> taus;
     std::vector<HeldEdit> history;
+    std::vector<at::Tensor> activations;  // per history entry, kept only for the replay buffer
     UnrelatedPool pool = s.pool;
     Router router;
     MOKE_RETURN_IF_ERROR(GuardTorch("restore", [&]() -> absl::Status {
@@ -187,9 +188,10 @@ absl::Status DecodeSnapshot(const SnapshotData& data, const std::string& origin,
         if (e.expert < 0 || static_cast<size_t>(e.expert) >= k) return lost("history names an expert that does not exist");
         e.subject = h.value("subject", std::string());
         e.paraphrases = h.value("paraphrases", std::vector<std::string>());
-        e.a = ActivationsOf(*s.model, s.layer, e.question).a;
-        e.fingerprint = Fingerprint(e.a);
-        e.key = BuildFactKey(*s.model, s.layer, {e.question, e.subject, e.paraphrases}, e.a, ScopeThresholdsOf(opt));
+        at::Tensor a = ActivationsOf(*s.model, s.layer, e.question).a;
+        e.fingerprint = Fingerprint(a);
+        e.key = BuildFactKey(*s.model, s.layer, {e.question, e.subject, e.paraphrases}, a, ScopeThresholdsOf(opt));
+        activations.push_back(std::move(a));
         history.push_back(std::move(e));
       }
       return absl::OkStatus();
@@ -198,7 +200,7 @@ absl::Status DecodeSnapshot(const SnapshotData& data, const std::string& origin,
     for (const auto& r : meta.at("replay")) {
       const size_t e = r.at("edit").get<size_t>();
       if (e >= history.size()) return lost("replay entry out of range");
-      replay.push_back({e, r.at("expert").get<int>()});
+      replay.push_back({e, r.at("expert").get<int>(), activations[e]});
     }
     std::vector<double> min_delta;
     for (const auto& d : meta.at("min_delta")) {

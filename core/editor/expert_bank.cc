@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <unordered_set>
 
 namespace moke {
 
@@ -17,12 +18,12 @@ ExpertBank ExpertBank::Create(const EditorOptions& options, at::Tensor w_org, c1
   bank.w_org_ = std::move(w_org);
   bank.dtype_ = dtype;
   if (options.method == EditMethod::kMoke) {
-    at::Tensor m = bank.GroupMasks(0);
-    for (int i = 0; i < options.num_experts; ++i) bank.taus_.push_back(MaskedTau::Zero(m[i], dtype));
+    for (const Slot& s : bank.GroupSlots(0)) bank.taus_.push_back(MaskedTau::Zero(s.code, s.slot, dtype));
   } else {
     bank.taus_.push_back(MaskedTau::Zero(
-        BernoulliMask(options.wise_mask_ratio, bank.w_org_.size(0), bank.w_org_.size(1), options.seed).to(bank.w_org_.device()),
-        dtype));
+        MaskCode::OfMask(BernoulliMask(options.wise_mask_ratio, bank.w_org_.size(0), bank.w_org_.size(1), options.seed)
+                             .to(bank.w_org_.device())),
+        1, dtype));
   }
   bank.min_delta_.assign(bank.taus_.size(), kInf);
   return bank;
@@ -39,16 +40,31 @@ at::Tensor ExpertBank::GroupMasks(int group) const {
   return at::stack(m).to(w_org_.device());
 }
 
-at::Tensor ExpertBank::MaskOf(int k) const {
-  if (k < size()) return taus_[k].Mask();
+std::vector<ExpertBank::Slot> ExpertBank::GroupSlots(int group) const {
+  const at::Tensor m = GroupMasks(group);
+  std::vector<Slot> slots;
+  if (options_.disjoint_masks) {
+    const MaskCode shared = MaskCode::OfDisjointMasks(m);
+    for (int i = 0; i < options_.num_experts; ++i) slots.push_back({shared, i + 1});
+  } else {
+    for (int i = 0; i < options_.num_experts; ++i) slots.push_back({MaskCode::OfMask(m[i]), 1});
+  }
+  return slots;
+}
+
+ExpertBank::Slot ExpertBank::SlotOf(int k) const {
+  if (k < size()) return {taus_[k].code(), taus_[k].slot()};
   const int group = k / options_.num_experts;
   if (group != pending_group_) {
-    const at::Tensor m = GroupMasks(group);
-    pending_bits_.clear();
-    for (int i = 0; i < options_.num_experts; ++i) pending_bits_.push_back(PackMask(m[i]));
+    pending_ = GroupSlots(group);
     pending_group_ = group;
   }
-  return UnpackMask(pending_bits_[k % options_.num_experts], w_org_.size(0), w_org_.size(1));
+  return pending_[k % options_.num_experts];
+}
+
+at::Tensor ExpertBank::MaskOf(int k) const {
+  const Slot s = SlotOf(k);
+  return s.code.Mask(s.slot);
 }
 
 std::vector<double> ExpertBank::DeltasOf(const at::Tensor& a, const at::Tensor& token_mask) const {
@@ -58,8 +74,9 @@ std::vector<double> ExpertBank::DeltasOf(const at::Tensor& a, const at::Tensor& 
   return std::vector<double>(all.data_ptr<double>(), all.data_ptr<double>() + all.numel());
 }
 
-void ExpertBank::Store(int k, const at::Tensor& tau, const at::Tensor& mask, double in_scope_delta) {
-  MaskedTau stored = MaskedTau::FromDense(tau, mask, dtype_);
+void ExpertBank::Store(int k, const at::Tensor& tau, double in_scope_delta) {
+  const Slot s = SlotOf(k);
+  MaskedTau stored = MaskedTau::FromDense(tau, s.code, s.slot, dtype_);
   if (k == size()) {
     taus_.push_back(std::move(stored));
     min_delta_.push_back(kInf);
@@ -73,9 +90,9 @@ void ExpertBank::Store(int k, const at::Tensor& tau, const at::Tensor& mask, dou
 
 void ExpertBank::StartWiseMemory() {
   taus_.push_back(MaskedTau::Zero(
-      BernoulliMask(options_.wise_mask_ratio, w_org_.size(0), w_org_.size(1), options_.seed + taus_.size() + 1)
-          .to(w_org_.device()),
-      dtype_));
+      MaskCode::OfMask(BernoulliMask(options_.wise_mask_ratio, w_org_.size(0), w_org_.size(1), options_.seed + taus_.size() + 1)
+                           .to(w_org_.device())),
+      1, dtype_));
   min_delta_.push_back(kInf);
 }
 
@@ -98,13 +115,13 @@ ServedExperts ExpertBank::Serve() {
   for (int g = 0; g < GroupCount(); ++g) {
     if (!emr_dirty_[g]) continue;
     const int first = g * n, count = std::min(n, size() - first);
-    std::vector<at::Tensor> dense, masks;
-    for (int k = first; k < first + count; ++k) {
-      dense.push_back(taus_[k].Dense());
-      masks.push_back(taus_[k].Mask());
-    }
+    std::vector<at::Tensor> dense;
+    for (int k = first; k < first + count; ++k) dense.push_back(taus_[k].Dense());
     const EmrExperts e = EmrMerge(at::stack(dense));
-    for (int i = 0; i < count; ++i) emr_served_[first + i] = MaskedTau::FromDense(e.Expert(i), masks[i], dtype_);
+    for (int i = 0; i < count; ++i) {
+      const MaskedTau& own = taus_[first + i];
+      emr_served_[first + i] = MaskedTau::FromDense(e.Expert(i), own.code(), own.slot(), dtype_);
+    }
     emr_dirty_[g] = false;
   }
   s.taus = emr_served_;
@@ -113,7 +130,11 @@ ServedExperts ExpertBank::Serve() {
 
 int64_t ExpertBank::StorageBytes() const {
   int64_t n = 0;
-  for (const auto& t : taus_) n += t.StorageBytes();
+  std::unordered_set<const void*> codes;
+  for (const auto& t : taus_) {
+    n += t.ValueBytes();
+    if (codes.insert(t.code().packed().unsafeGetTensorImpl()).second) n += t.code().bytes();
+  }
   return n;
 }
 
@@ -121,9 +142,32 @@ void ExpertBank::Restore(std::vector<MaskedTau> taus, std::vector<double> min_de
   taus_ = std::move(taus);
   min_delta_ = std::move(min_delta);
   pending_group_ = -1;
-  pending_bits_.clear();
+  pending_.clear();
   emr_served_.clear();
   emr_dirty_.clear();
+  if (options_.method != EditMethod::kMoke || !options_.disjoint_masks) return;
+  // Each group's experts onto one code: a full group's from its experts' masks; the last group, if growth
+  // has not filled it, drawn again so that the experts growth adds later share it too. An expert whose
+  // mask is not where the code says (a snapshot made with other masks) keeps its own code: exact either way.
+  const int n = options_.num_experts;
+  for (int g = 0; g < GroupCount(); ++g) {
+    const int first = g * n, count = std::min(n, size() - first);
+    std::vector<Slot> slots;
+    if (count == n) {
+      std::vector<at::Tensor> masks;
+      for (int k = first; k < first + count; ++k) masks.push_back(taus_[k].Mask());
+      const MaskCode shared = MaskCode::OfDisjointMasks(at::stack(masks));
+      for (int i = 0; i < n; ++i) slots.push_back({shared, i + 1});
+    } else {
+      slots = GroupSlots(g);
+      pending_ = slots;
+      pending_group_ = g;
+    }
+    for (int i = 0; i < count; ++i) {
+      auto shared = taus_[first + i].OnCode(slots[i].code, slots[i].slot);
+      if (shared.ok()) taus_[first + i] = *std::move(shared);
+    }
+  }
 }
 
 }  // namespace moke

@@ -6,8 +6,9 @@
 // one memory per `wise_save_freq` edits, each with a Bernoulli mask; the last one is active.
 //
 // Each expert is tau_k = W_k - W_org stored on its mask only, in the model's dtype (MaskedTau), with the
-// smallest in-scope Delta seen while training it (the paper's threshold, x threshold_factor). Dense
-// [D, F] forms exist only while one is needed (the expert being trained, a Delta score).
+// smallest in-scope Delta seen while training it (the paper's threshold, x threshold_factor). The experts
+// of a group with disjoint masks share one mask code (the owner of each entry). Dense [D, F] forms exist
+// only while one is needed (the expert being trained, a Delta score).
 //
 // Thread-safety: not thread-safe; owned by the editor thread. Experts handed out are never written in
 // place afterwards, so published versions share them.
@@ -51,9 +52,9 @@ class ExpertBank {
   // Delta_i(a) (Eq. 4) for every expert, one at a time (no [K, D, F] stack): [K] on the CPU.
   std::vector<double> DeltasOf(const at::Tensor& a, const at::Tensor& token_mask) const;
 
-  // Stores a trained tau [D, F] for expert k, whose mask is `mask` (MaskOf(k)), and notes its in-scope
-  // Delta. k == size() adds the expert (growth).
-  void Store(int k, const at::Tensor& tau, const at::Tensor& mask, double in_scope_delta);
+  // Stores a trained tau [D, F] for expert k (0 off MaskOf(k)), and notes its in-scope Delta.
+  // k == size() adds the expert (growth).
+  void Store(int k, const at::Tensor& tau, double in_scope_delta);
   // WISE: freezes the active memory and starts a fresh one with a new random mask.
   void StartWiseMemory();
 
@@ -62,25 +63,34 @@ class ExpertBank {
   // The serving form. Re-merges only the EMR groups changed since the last call (overlapping masks).
   ServedExperts Serve();
 
-  // Bytes the experts take (mask bits + values).
+  // Bytes the experts take: their values, and each mask code once (a group's experts share theirs).
   int64_t StorageBytes() const;
 
   // Snapshot state. min_delta: +inf where nothing was learned.
   const std::vector<double>& min_delta() const { return min_delta_; }
-  // Replaces every expert; shapes were checked by the caller.
+  // Replaces every expert; shapes were checked by the caller. The experts of a MoKE group with disjoint
+  // masks come to share one code again (snapshots store each expert's own mask).
   void Restore(std::vector<MaskedTau> taus, std::vector<double> min_delta);
 
  private:
+  struct Slot {
+    MaskCode code;
+    int slot = 1;
+  };
   at::Tensor GroupMasks(int group) const;  // [num_experts, D, F] bool
+  // Where the masks of a group's experts are: one shared code (disjoint masks) or one code each.
+  std::vector<Slot> GroupSlots(int group) const;
+  // Expert k's code and slot, also for k == size() (the next expert growth would add).
+  Slot SlotOf(int k) const;
 
   EditorOptions options_;
   at::Tensor w_org_;
   c10::ScalarType dtype_ = c10::ScalarType::Float;
   std::vector<MaskedTau> taus_;
   std::vector<double> min_delta_;
-  // The packed masks of the last group drawn for growth (drawing one is a permutation of D x F entries).
+  // The mask codes of the last group drawn for growth (drawing one is a permutation of D x F entries).
   mutable int pending_group_ = -1;
-  mutable std::vector<at::Tensor> pending_bits_;
+  mutable std::vector<Slot> pending_;
   // EMR over overlapping masks: the reconstructions as last served, and which groups changed since.
   std::vector<MaskedTau> emr_served_;
   std::vector<bool> emr_dirty_;

@@ -24,10 +24,12 @@ struct HeldEdit {
   uint64_t version = 0;
   bool superseded = false;  // no longer live: a later edit of the same fact replaced it, or it was retracted
   bool retracted = false;   // RetractFact forgot it
-  at::Tensor a;             // [1, T, F] the question's down-projection input
   at::Tensor fingerprint;   // [F]
   double delta_trained = 0; // Delta of its expert on it right after training
 };
+
+// The bytes an entry of the history holds: its tensors (fingerprint, relation keys) and texts.
+int64_t HeldEditBytes(const HeldEdit& h);
 
 // Which held edits stay live once an incoming edit is applied: those not superseded already and not
 // among the ones it replaces (its re-edits).

@@ -32,13 +32,13 @@ std::optional<size_t> ReplayBuffer::Pick(int expert, const LiveAfter& live, std:
   return others[pick(rng)];
 }
 
-void ReplayBuffer::Commit(std::optional<size_t> picked, size_t edit, int expert) {
+void ReplayBuffer::Commit(std::optional<size_t> picked, size_t edit, int expert, at::Tensor a) {
   if (picked && static_cast<int>(entries_.size()) >= capacity_) {
     entries_.erase(entries_.begin() + static_cast<std::ptrdiff_t>(*picked));
   }
   if (capacity_ <= 0) return;
   if (static_cast<int>(entries_.size()) >= capacity_) entries_.erase(entries_.begin());
-  entries_.push_back({edit, expert});
+  entries_.push_back({edit, expert, std::move(a)});
 }
 
 }  // namespace moke

@@ -5,6 +5,8 @@
 // Thread-safety: not thread-safe; owned by the editor thread.
 #pragma once
 
+#include <ATen/core/Tensor.h>
+
 #include <cstddef>
 #include <optional>
 #include <random>
@@ -22,8 +24,9 @@ std::vector<size_t> PlanRehearsal(const std::vector<HeldEdit>& history, int expe
 class ReplayBuffer {
  public:
   struct Entry {
-    size_t edit;  // index into the history
+    size_t edit;   // index into the history
     int expert;
+    at::Tensor a;  // [1, T, F] the edit's question activations: the buffer alone keeps them
   };
   explicit ReplayBuffer(int capacity = 0) : capacity_(capacity) {}
 
@@ -31,8 +34,8 @@ class ReplayBuffer {
   // there is no such entry.
   std::optional<size_t> Pick(int expert, const LiveAfter& live, std::mt19937_64& rng) const;
   // After a successful edit: an entry sampled while the buffer was full is deleted (the paper's rule), and
-  // the new edit is added (the oldest entry makes room).
-  void Commit(std::optional<size_t> picked, size_t edit, int expert);
+  // the new edit is added with its activations `a` (the oldest entry makes room).
+  void Commit(std::optional<size_t> picked, size_t edit, int expert, at::Tensor a = {});
 
   const std::vector<Entry>& entries() const { return entries_; }
   bool empty() const { return entries_.empty(); }

@@ -99,7 +99,7 @@ log "MoKE: up to $EDITS edits (cap ${STREAM_S}s), $ITER iterations"
   --iterations "$ITER" --stream-seconds "$STREAM_S" --compare-edits 3 --ask-requests "$ASK" --ask-tokens 16 \
   --json "$OUT/edit_moke.json" > "$OUT/edit_moke.txt" 2> "$OUT/edit_moke.err"
 log "MoKE rc=$?"
-python3 -c "import json,sys; m=json.load(open(sys.argv[1]))['methods']['moke']['memory_bytes']; print('experts', m.get('experts'), 'bytes;', m.get('experts_per_held_edit'), 'bytes per held edit')" \
+python3 -c "import json,sys; m=json.load(open(sys.argv[1]))['methods']['moke']['memory_bytes']; print('experts', m.get('experts'), 'bytes;', m.get('experts_per_held_edit'), 'bytes of experts per held edit;', m.get('per_held_edit'), 'bytes per held edit with its history')" \
   "$OUT/edit_moke.json" 2>&1 | tee -a "$OUT/run.log"
 log "WISE: $WISE_EDITS edits"
 "$B" --model "$CKPT" --device "$DEVICE" --data "$DATA" --methods wise --edits "$WISE_EDITS" --at "1,$WISE_EDITS" --window 5 \

@@ -276,6 +276,16 @@ TEST_F(EditorTest, SnapshotRoundTripAndCorruptSnapshotRefused) {
   ASSERT_TRUE(b.ok());
   ASSERT_TRUE((*b)->RestoreSnapshot(snap).ok());
   EXPECT_EQ((*b)->Current()->version(), 2u);
+  // The 3 experts share their group's mask code (2 bits per entry), before and after the snapshot, which
+  // stores each expert's own mask: ceil(D*F * 2 / 8) bytes of code + 3 x floor(0.3 * D*F) fp32 values.
+  const int64_t df = 64 * 172;  // the small model's d_model x d_ff
+  const int64_t experts_bytes = (df * 2 + 7) / 8 + 3 * static_cast<int64_t>(0.3 * df) * 4;
+  EXPECT_EQ((*a)->Stats().memory_bytes.at("experts"), experts_bytes);
+  EXPECT_EQ((*b)->Stats().memory_bytes.at("experts"), experts_bytes);
+  EXPECT_EQ((*a)->Stats().memory_bytes.at("history"), (*b)->Stats().memory_bytes.at("history"));
+  EXPECT_GT((*a)->Stats().memory_bytes.at("history"), 2 * 172 * 4);  // at least two [d_ff] fp32 fingerprints
+  EXPECT_EQ((*a)->Stats().memory_bytes.at("per_held_edit"),
+            (experts_bytes + (*a)->Stats().memory_bytes.at("history")) / 2);
   const std::vector<int64_t> wizard_at_2 = (*b)->Current()->Ask("Where does the wizard live?", 6)->tokens;
   for (const std::string q : {"Who is the queen of the sea?", "Where does the wizard live?", "Once upon a time"}) {
     EXPECT_EQ((*a)->Current()->Ask(q, 6)->tokens, (*b)->Current()->Ask(q, 6)->tokens) << q;
@@ -388,7 +398,8 @@ TEST_F(EditorTest, FullExpertsGrowTheBankUpToTheLimit) {
       {"What color is the magic hat?", "green"}, {"How many legs does the dragon have?", "six"}};
   auto editor = Editor::Create(o);
   ASSERT_TRUE(editor.ok()) << editor.status();
-  // An expert is stored on its mask: ceil(D*F / 8) bytes of bits + floor(0.3 * D*F) fp32 values.
+  // Two experts a group share a code of 2 bits per entry (as much as a bit mask each) + floor(0.3 * D*F)
+  // fp32 values an expert.
   const int64_t df = 64 * 172;  // the small model's d_model x d_ff
   const int64_t per_expert = (df + 7) / 8 + static_cast<int64_t>(0.3 * df) * 4;
   EXPECT_EQ((*editor)->Stats().memory_bytes.at("experts"), 2 * per_expert);

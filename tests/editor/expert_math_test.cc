@@ -149,9 +149,54 @@ TEST(MaskedTau, StoresOnlyTheMaskAndGivesTauBackExactly) {
   MaskedTau h = MaskedTau::FromDense(tau, mask, at::kBFloat16);
   EXPECT_EQ(h.StorageBytes(), 25 + 60 * 2);
   EXPECT_TRUE(at::equal(h.Dense(), tau.to(at::kBFloat16).to(at::kFloat)));
-  MaskedTau z = MaskedTau::Zero(mask, at::kFloat);
+  MaskedTau z = MaskedTau::Zero(MaskCode::OfMask(mask), 1, at::kFloat);
   EXPECT_EQ(z.nnz(), 60);
   EXPECT_EQ(z.Dense().abs().sum().item<float>(), 0.0f);
+}
+
+TEST(MaskCode, DisjointMasksShareOneCodeByHand) {
+  // Owners of the 10 entries of a [2, 5] matrix among 3 disjoint masks (0: none): 2 bits each, four a byte.
+  const std::vector<int64_t> owner = {1, 0, 2, 3, 0, 0, 1, 0, 0, 2};
+  at::Tensor masks = at::zeros({3, 2, 5}, at::kBool);
+  for (int i = 0; i < 10; ++i) {
+    if (owner[i] > 0) masks[owner[i] - 1].view({-1})[i] = true;
+  }
+  const MaskCode code = MaskCode::OfDisjointMasks(masks);
+  EXPECT_EQ(code.bits(), 2);
+  ASSERT_EQ(code.bytes(), 3);
+  EXPECT_EQ(code.packed()[0].item<int64_t>(), 1 + (2 << 4) + (3 << 6));  // fields 0-3: 1, 0, 2, 3
+  EXPECT_EQ(code.packed()[1].item<int64_t>(), 1 << 4);                   // fields 4-7: 0, 0, 1, 0
+  EXPECT_EQ(code.packed()[2].item<int64_t>(), 2 << 2);                   // fields 8-9: 0, 2
+  for (int k = 0; k < 3; ++k) EXPECT_TRUE(at::equal(code.Mask(k + 1), masks[k])) << k;
+  // Wider codes: 4 bits for 5 masks, 8 bits for 20.
+  for (int n : {5, 20}) {
+    at::Tensor many = DisjointMasks(n, 1.0 / n, 7, 13, 3);
+    const MaskCode c = MaskCode::OfDisjointMasks(many);
+    EXPECT_EQ(c.bits(), n == 5 ? 4 : 8);
+    EXPECT_EQ(c.bytes(), (7 * 13 * c.bits() + 7) / 8);
+    for (int k = 0; k < n; ++k) EXPECT_TRUE(at::equal(c.Mask(k + 1), many[k])) << n << " " << k;
+  }
+}
+
+TEST(MaskedTau, ExpertsOfAGroupShareTheirCode) {
+  at::Tensor masks = DisjointMasks(3, 0.3, 10, 20, 5);  // 60 of 200 entries each
+  const MaskCode code = MaskCode::OfDisjointMasks(masks);
+  EXPECT_EQ(code.bytes(), 50);  // 200 entries x 2 bits, against 3 x 25 bytes of separate bits
+  at::Tensor tau = at::randn({10, 20}) * masks[2].to(at::kFloat);
+  MaskedTau e = MaskedTau::FromDense(tau, code, 3, at::kFloat);
+  EXPECT_TRUE(e.code().SameStorage(code));
+  EXPECT_EQ(e.ValueBytes(), 60 * 4);
+  EXPECT_EQ(e.StorageBytes(), 50 + 60 * 4);
+  EXPECT_TRUE(at::equal(e.Dense(), tau));
+  EXPECT_TRUE(at::equal(e.bits(), PackMask(masks[2])));  // the snapshot's form: its own mask's bits
+  // An expert stored alone moves onto the shared code with the same values; onto another slot it cannot.
+  MaskedTau alone = MaskedTau::FromDense(tau, masks[2], at::kFloat);
+  EXPECT_FALSE(alone.code().SameStorage(code));
+  auto moved = alone.OnCode(code, 3);
+  ASSERT_TRUE(moved.ok()) << moved.status();
+  EXPECT_TRUE(moved->code().SameStorage(code));
+  EXPECT_TRUE(at::equal(moved->Dense(), tau));
+  EXPECT_EQ(alone.OnCode(code, 1).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(MaskedTau, PartsMustAgree) {
