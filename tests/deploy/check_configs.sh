@@ -27,9 +27,22 @@ case "${1:?usage: check_configs.sh promtool|yamllint|compose|json}" in
   compose)
     command -v docker-compose >/dev/null || skip compose docker-compose
     out=$(MOKE_TOKEN=test-token docker-compose -f "$deploy/compose.yaml" config)
-    for svc in moke prometheus grafana; do
+    for svc in editor follower-1 follower-2 lb prometheus grafana; do
       grep -q "^  $svc:" <<<"$out" || { echo "compose: no service $svc"; exit 1; }
     done
+    # The followers follow the editor, and the load balancer's upstreams are the compose services.
+    /usr/bin/python3 - "$out" "$deploy/nginx/moke-lb.conf" <<'PY'
+import re, sys, yaml
+services = yaml.safe_load(sys.argv[1])["services"]
+for f in ("follower-1", "follower-2"):
+    cmd = services[f].get("command", [])
+    if cmd[:2] != ["--follow", "editor:50051"]:
+        sys.exit(f"compose: {f} runs {cmd}, expected --follow editor:50051")
+conf = open(sys.argv[2]).read()
+for name in re.findall(r"server\s+([a-z0-9-]+):50051", conf):
+    if name not in services:
+        sys.exit(f"moke-lb.conf: upstream {name} is not a compose service")
+PY
     if env -u MOKE_TOKEN docker-compose -f "$deploy/compose.yaml" config >/dev/null 2>&1; then
       echo "compose: config accepted without MOKE_TOKEN (the server would run with no token)"; exit 1
     fi

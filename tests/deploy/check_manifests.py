@@ -7,6 +7,9 @@ and gRPC startup/liveness/readiness probes on its gRPC port; every PVC, ConfigMa
 defined; the Service selects the pod and targets its named ports; the ServiceMonitor selects the Service
 and scrapes a port it has; the GPU overlay requests and limits nvidia.com/gpu; and every MOKE_* variable
 set in the manifests, the compose file and the Dockerfiles is one moke-server reads (server/server_options.cc).
+The followers overlay: the follower Deployment follows the editor's Service on its gRPC port with flags
+moke-server has, mounts no PVC, has the same probes, resources and token; its headless Service selects
+it; the HorizontalPodAutoscaler scales it; a ServiceMonitor scrapes it.
 Needs python3-yaml (a dependency of yamllint). Exit 77 when it is missing.
 """
 import os
@@ -90,6 +93,106 @@ def check_env(where, names, known):
             err(f"{where}: sets {n}, which moke-server does not read (known: {', '.join(sorted(known))})")
 
 
+def component(doc):
+    return doc["metadata"].get("labels", {}).get("app.kubernetes.io/component")
+
+
+def server_flags():
+    with open(os.path.join(root, "server", "server_options.cc")) as f:
+        return set(re.findall(r'"(--[a-z0-9-]+)', f.read()))
+
+
+def check_pod(where, pod, known_env, secrets):
+    """What every moke-server pod needs: non-root, no service links, gRPC probes on the gRPC port,
+    requests and limits, known MOKE_* variables, the token from the Secret. Returns the ports and mounts."""
+    ps = pod["spec"]
+    sc = ps.get("securityContext", {})
+    if not sc.get("runAsNonRoot") or sc.get("runAsUser", 0) == 0:
+        err(f"{where}: the pod must run as a non-root user")
+    if ps.get("enableServiceLinks", True):
+        err(f"{where}: set enableServiceLinks: false (injected MOKE_EDITOR_* variables)")
+    volumes = {v["name"]: v for v in ps.get("volumes", [])}
+    ports, mounts = {}, set()
+    for c in ps["containers"]:
+        ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+        if "grpc" not in ports or "metrics" not in ports:
+            err(f"{where}: container {c['name']} needs ports named grpc and metrics")
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            pr = c.get(probe)
+            if not pr or "grpc" not in pr:
+                err(f"{where}: {c['name']} needs a gRPC {probe}")
+            elif pr["grpc"]["port"] != ports.get("grpc"):
+                err(f"{where}: {probe} asks port {pr['grpc']['port']}, the gRPC port is {ports.get('grpc')}")
+        res = c.get("resources", {})
+        for part in ("requests", "limits"):
+            if not {"cpu", "memory"} <= set(res.get(part, {})):
+                err(f"{where}: {c['name']} needs cpu and memory {part}")
+        env = {e["name"]: e for e in c.get("env", [])}
+        check_env(f"{where} container {c['name']}", env, known_env)
+        tok = env.get("MOKE_TOKEN", {}).get("valueFrom", {}).get("secretKeyRef")
+        if not tok:
+            err(f"{where}: MOKE_TOKEN must come from a Secret (secretKeyRef)")
+        elif tok["name"] not in secrets or tok["key"] not in secrets[tok["name"]]:
+            err(f"{where}: MOKE_TOKEN reads Secret {tok['name']} key {tok['key']}, which secret.yaml does not define")
+        for m in c.get("volumeMounts", []):
+            if m["name"] not in volumes:
+                err(f"{where}: mount {m['name']} has no volume")
+            mounts.add(m["mountPath"])
+    return ports, mounts, volumes
+
+
+def check_followers(variant, by_kind, editor_svc, known_env, secrets):
+    deps = [d for d in by_kind.get("Deployment", {}).values() if component(d) == "follower"]
+    if not deps:
+        return
+    flags = server_flags()
+    for dep in deps:
+        name = f"{variant} Deployment/{dep['metadata']['name']}"
+        spec, pod = dep["spec"], dep["spec"]["template"]
+        labels = pod["metadata"]["labels"]
+        if any(labels.get(k) != v for k, v in spec["selector"]["matchLabels"].items()):
+            err(f"{name}: selector does not match the pod template labels")
+        ports, mounts, volumes = check_pod(name, pod, known_env, secrets)
+        if any("persistentVolumeClaim" in v for v in volumes.values()):
+            err(f"{name}: a follower writes nothing that must last; it must not claim a PVC")
+        grpc_port = next((p["port"] for p in editor_svc["spec"]["ports"] if p["name"] == "grpc"), None)
+        want = f"{editor_svc['metadata']['name']}:{grpc_port}"
+        for c in pod["spec"]["containers"]:
+            args = c.get("args", [])
+            given = {a.split("=", 1)[0] for a in args if a.startswith("--")}
+            for f in sorted(given - flags):
+                err(f"{name}: passes {f}, which moke-server does not have")
+            follow = [a.split("=", 1)[1] for a in args if a.startswith("--follow=")]
+            if follow != [want]:
+                err(f"{name}: must run --follow={want} (the editor's Service and gRPC port), has {follow}")
+        svcs = [s for s in by_kind.get("Service", {}).values() if component(s) == "follower"]
+        if len(svcs) != 1:
+            err(f"{name}: expected one follower Service, found {[s['metadata']['name'] for s in svcs]}")
+            continue
+        svc = svcs[0]
+        if svc["spec"].get("clusterIP") != "None":
+            err(f"{variant}: Service {svc['metadata']['name']} must be headless (clusterIP: None) for per-request balancing")
+        if any(labels.get(k) != v for k, v in svc["spec"]["selector"].items()):
+            err(f"{variant}: Service {svc['metadata']['name']} does not select the follower pods")
+        for p in svc["spec"]["ports"]:
+            if isinstance(p.get("targetPort"), str) and p["targetPort"] not in ports:
+                err(f"{variant}: Service port {p['name']} targets {p['targetPort']}, not a container port name")
+        monitors = [m for m in by_kind.get("ServiceMonitor", {}).values()
+                    if all(svc["metadata"].get("labels", {}).get(k) == v for k, v in m["spec"]["selector"]["matchLabels"].items())]
+        if not monitors:
+            err(f"{variant}: no ServiceMonitor selects Service {svc['metadata']['name']}")
+        hpas = [h for h in by_kind.get("HorizontalPodAutoscaler", {}).values()
+                if h["spec"]["scaleTargetRef"].get("kind") == "Deployment" and h["spec"]["scaleTargetRef"].get("name") == dep["metadata"]["name"]]
+        if len(hpas) != 1:
+            err(f"{name}: expected one HorizontalPodAutoscaler for it, found {len(hpas)}")
+        for h in hpas:
+            lo, hi = h["spec"].get("minReplicas", 1), h["spec"]["maxReplicas"]
+            if not 1 <= lo <= hi:
+                err(f"{variant}: HPA {h['metadata']['name']}: replicas {lo}..{hi}")
+            if not h["spec"].get("metrics"):
+                err(f"{variant}: HPA {h['metadata']['name']} has no metrics")
+
+
 def check(variant, docs, known_env, secrets):
     by_kind = {}
     for d in docs:
@@ -97,7 +200,7 @@ def check(variant, docs, known_env, secrets):
             if key not in d:
                 err(f"{variant}: a document without {key}")
         by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
-    deps = by_kind.get("Deployment", {}) or by_kind.get("StatefulSet", {})
+    deps = {n: d for n, d in by_kind.get("Deployment", {}).items() if component(d) != "follower"} or by_kind.get("StatefulSet", {})
     if len(deps) != 1:
         err(f"{variant}: expected one editor Deployment, found {list(deps)}")
         return
@@ -111,56 +214,24 @@ def check(variant, docs, known_env, secrets):
     labels = pod["metadata"]["labels"]
     if any(labels.get(k) != v for k, v in spec["selector"]["matchLabels"].items()):
         err(f"{variant}: selector does not match the pod template labels")
-    ps = pod["spec"]
-    sc = ps.get("securityContext", {})
-    if not sc.get("runAsNonRoot") or sc.get("runAsUser", 0) == 0:
-        err(f"{variant}: the pod must run as a non-root user")
-    if ps.get("enableServiceLinks", True):
-        err(f"{variant}: set enableServiceLinks: false (injected MOKE_EDITOR_* variables)")
-    volumes = {v["name"]: v for v in ps.get("volumes", [])}
+    all_ports, mounts, volumes = check_pod(variant, pod, known_env, secrets)
     for v in volumes.values():
         if "persistentVolumeClaim" in v and v["persistentVolumeClaim"]["claimName"] not in by_kind.get("PersistentVolumeClaim", {}):
             err(f"{variant}: volume {v['name']} uses PVC {v['persistentVolumeClaim']['claimName']}, not defined")
         if "configMap" in v and v["configMap"]["name"] not in by_kind.get("ConfigMap", {}):
             err(f"{variant}: volume {v['name']} uses ConfigMap {v['configMap']['name']}, not defined")
-    mounts = set()
-    for c in ps["containers"]:
-        ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
-        if "grpc" not in ports or "metrics" not in ports:
-            err(f"{variant}: container {c['name']} needs ports named grpc and metrics")
-        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-            pr = c.get(probe)
-            if not pr or "grpc" not in pr:
-                err(f"{variant}: {c['name']} needs a gRPC {probe}")
-            elif pr["grpc"]["port"] != ports.get("grpc"):
-                err(f"{variant}: {probe} asks port {pr['grpc']['port']}, the gRPC port is {ports.get('grpc')}")
-        res = c.get("resources", {})
-        for part in ("requests", "limits"):
-            if not {"cpu", "memory"} <= set(res.get(part, {})):
-                err(f"{variant}: {c['name']} needs cpu and memory {part}")
-        env = {e["name"]: e for e in c.get("env", [])}
-        check_env(f"{variant} container {c['name']}", env, known_env)
-        tok = env.get("MOKE_TOKEN", {}).get("valueFrom", {}).get("secretKeyRef")
-        if not tok:
-            err(f"{variant}: MOKE_TOKEN must come from a Secret (secretKeyRef)")
-        elif tok["name"] not in secrets or tok["key"] not in secrets[tok["name"]]:
-            err(f"{variant}: MOKE_TOKEN reads Secret {tok['name']} key {tok['key']}, which secret.yaml does not define")
-        for m in c.get("volumeMounts", []):
-            if m["name"] not in volumes:
-                err(f"{variant}: mount {m['name']} has no volume")
-            mounts.add(m["mountPath"])
-        if "/data" not in mounts:
-            err(f"{variant}: /data (edit log, snapshots) must be mounted from the PVC")
-        if variant == "gpu":
+    if "/data" not in mounts:
+        err(f"{variant}: /data (edit log, snapshots) must be mounted from the PVC")
+    if variant == "gpu":
+        for c in pod["spec"]["containers"]:
             for part in ("requests", "limits"):
-                if str(res.get(part, {}).get("nvidia.com/gpu")) != "1":
+                if str(c.get("resources", {}).get(part, {}).get("nvidia.com/gpu")) != "1":
                     err(f"gpu: {c['name']} must have nvidia.com/gpu: 1 in {part}")
             if "cuda" not in c["image"]:
                 err(f"gpu: image is {c['image']}, expected the CUDA image")
-            if "/model" not in mounts:
-                err("gpu: the model folder must be mounted at /model")
-        all_ports = ports
-    svcs = by_kind.get("Service", {})
+        if "/model" not in mounts:
+            err("gpu: the model folder must be mounted at /model")
+    svcs = {n: s for n, s in by_kind.get("Service", {}).items() if component(s) != "follower"}
     if len(svcs) != 1:
         err(f"{variant}: expected one Service, found {list(svcs)}")
         return
@@ -170,7 +241,7 @@ def check(variant, docs, known_env, secrets):
     for p in svc["spec"]["ports"]:
         if isinstance(p.get("targetPort"), str) and p["targetPort"] not in all_ports:
             err(f"{variant}: Service port {p['name']} targets {p['targetPort']}, not a container port name")
-    for sm in by_kind.get("ServiceMonitor", {}).values():
+    for sm in (m for m in by_kind.get("ServiceMonitor", {}).values() if component(m) != "follower"):
         sel = sm["spec"]["selector"]["matchLabels"]
         if any(svc["metadata"].get("labels", {}).get(k) != v for k, v in sel.items()):
             err(f"{variant}: ServiceMonitor {sm['metadata']['name']} does not select Service {svc['metadata']['name']}")
@@ -179,6 +250,7 @@ def check(variant, docs, known_env, secrets):
                 err(f"{variant}: ServiceMonitor scrapes port {ep['port']}, which the Service does not have")
     if not by_kind.get("ServiceMonitor"):
         err(f"{variant}: no ServiceMonitor")
+    check_followers(variant, by_kind, svc, known_env, secrets)
     print(f"check_manifests: {variant}: {len(docs)} objects "
           f"({', '.join(sorted(f'{k}/{n}' for k, v in by_kind.items() for n in v))})")
 
@@ -189,7 +261,7 @@ def main():
         err(f"found only {sorted(known)} in server/server_options.cc: the envname() parser is broken")
     secrets = {d["metadata"]["name"]: set(d.get("stringData", {})) | set(d.get("data", {}))
                for d in load(os.path.join(kdir, "base", "secret.yaml")) if d["kind"] == "Secret"}
-    for variant in ("base", "gpu"):
+    for variant in ("base", "gpu", "followers"):
         check(variant, kustomize(os.path.join(kdir, variant)), known, secrets)
     # The compose file and the Dockerfiles set MOKE_* too.
     compose = load(os.path.join(root, "deploy", "compose.yaml"))[0]
