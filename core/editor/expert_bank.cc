@@ -12,6 +12,16 @@ namespace {
 constexpr double kInf = std::numeric_limits<double>::infinity();
 }  // namespace
 
+void ShareGroupCode(std::vector<MaskedTau>* taus, int first, int count) {
+  std::vector<at::Tensor> masks;
+  for (int k = first; k < first + count; ++k) masks.push_back((*taus)[k].Mask());
+  const MaskCode shared = MaskCode::OfDisjointMasks(at::stack(masks));
+  for (int i = 0; i < count; ++i) {
+    auto moved = (*taus)[first + i].OnCode(shared, i + 1);
+    if (moved.ok()) (*taus)[first + i] = *std::move(moved);
+  }
+}
+
 ExpertBank ExpertBank::Create(const EditorOptions& options, at::Tensor w_org, c10::ScalarType dtype) {
   ExpertBank bank;
   bank.options_ = options;
@@ -152,19 +162,14 @@ void ExpertBank::Restore(std::vector<MaskedTau> taus, std::vector<double> min_de
   const int n = options_.num_experts;
   for (int g = 0; g < GroupCount(); ++g) {
     const int first = g * n, count = std::min(n, size() - first);
-    std::vector<Slot> slots;
     if (count == n) {
-      std::vector<at::Tensor> masks;
-      for (int k = first; k < first + count; ++k) masks.push_back(taus_[k].Mask());
-      const MaskCode shared = MaskCode::OfDisjointMasks(at::stack(masks));
-      for (int i = 0; i < n; ++i) slots.push_back({shared, i + 1});
-    } else {
-      slots = GroupSlots(g);
-      pending_ = slots;
-      pending_group_ = g;
+      ShareGroupCode(&taus_, first, count);
+      continue;
     }
+    pending_ = GroupSlots(g);
+    pending_group_ = g;
     for (int i = 0; i < count; ++i) {
-      auto shared = taus_[first + i].OnCode(slots[i].code, slots[i].slot);
+      auto shared = taus_[first + i].OnCode(pending_[i].code, pending_[i].slot);
       if (shared.ok()) taus_[first + i] = *std::move(shared);
     }
   }

@@ -32,6 +32,11 @@ struct ServedExperts {
   std::vector<MaskedTau> taus;
 };
 
+// Puts experts [first, first + count) of `taus`, one group with disjoint masks, onto one shared code made
+// from their masks (expert first + i on slot i + 1). Values are untouched; an expert whose mask the code
+// does not give back (masks that overlap) keeps its own code. Exact either way.
+void ShareGroupCode(std::vector<MaskedTau>* taus, int first, int count);
+
 class ExpertBank {
  public:
   ExpertBank() = default;
