@@ -105,7 +105,8 @@ absl::Status KnowledgeServer::StartFollower() {
   }
   queue_.Start();  // idle: a follower queues nothing, but Shutdown stops it
   if (metrics_) metrics_->SetServing(true);
-  spdlog::info("following {}: serving the unedited model until its state arrives", options_.follow);
+  spdlog::info("follower of {}: model loaded; reads wait for the editor's state (min_version) or get version 0",
+               options_.follow);
   return absl::OkStatus();
 }
 

@@ -187,6 +187,20 @@ TEST_F(FollowerTest, AnswersAsTheEditorAtTheSameVersion) {
   v1::AskResponse a;
   ASSERT_TRUE(follower.Ask("Which city is the capital of Mars?", v2, &a).ok());
   EXPECT_NE(a.answer().find("Olympus"), std::string::npos) << a.answer();
+  {  // AskStream on the follower: the same tokens as Ask
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, 60);
+    v1::AskRequest req;
+    req.set_question("Which city is the capital of Mars?");
+    req.set_max_new_tokens(12);
+    req.set_min_version(v2);
+    auto reader = follower.stub->AskStream(&ctx, req);
+    v1::AskStreamResponse m, last;
+    while (reader->Read(&m)) last = m;
+    ASSERT_TRUE(reader->Finish().ok());
+    EXPECT_EQ(std::vector<int64_t>(last.result().tokens().begin(), last.result().tokens().end()),
+              std::vector<int64_t>(a.tokens().begin(), a.tokens().end()));
+  }
 
   const v1::GetStatusResponse st = follower.Status();
   EXPECT_EQ(st.role(), "follower");
