@@ -220,6 +220,7 @@ void Follower::Heard(bool connected, uint64_t editor_version, const absl::Status
   bool ready = false, changed = false;
   uint64_t lag = 0;
   const uint64_t applied = engine_->CurrentView()->version();
+  FollowState state;
   {
     absl::MutexLock lock(&mu_);
     editor_version_ = editor_version;
@@ -227,11 +228,11 @@ void Follower::Heard(bool connected, uint64_t editor_version, const absl::Status
     ready = synced_ && lag <= options_.max_lag_versions;
     changed = ready != ready_;
     ready_ = ready;
+    if (!error.ok()) last_error_ = error.ToString();
+    state.last_error = last_error_;
   }
-  FollowState state;
   state.connected = connected;
   state.editor_version = editor_version;
-  state.last_error = error.ok() ? std::string() : std::string(error.message());
   engine_->SetFollowState(std::move(state));
   if (metrics_) {
     metrics_->SetFollowerLag(lag);

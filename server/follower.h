@@ -79,6 +79,7 @@ class Follower {
   absl::Status first_error_ ABSL_GUARDED_BY(mu_);   // why the first connection failed (for Start)
   uint64_t editor_version_ ABSL_GUARDED_BY(mu_) = 0;
   bool ready_ ABSL_GUARDED_BY(mu_) = false;
+  std::string last_error_ ABSL_GUARDED_BY(mu_);     // why the stream last ended (kept once reconnected)
   std::unique_ptr<moke::v1::KnowledgeEditor::Stub> stub_;  // the loop thread's
   std::thread thread_;    // Loop
   std::thread watchdog_;  // Watch; started by Loop

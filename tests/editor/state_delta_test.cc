@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <iostream>
 
 #include "core/editor/knowledge_state.h"
 #include "core/editor/state_delta_codec.h"
@@ -138,6 +139,7 @@ TEST_F(StateDeltaTest, FollowsEditsRetractsAndRestoresExactly) {
   held = Follow(v1.get(), *v2, *held, &step_bytes);  // one step
   ASSERT_TRUE(held);
   EXPECT_LT(step_bytes, full_bytes) << "a step sends only what changed";
+  std::cout << "state delta: full " << full_bytes << " bytes at version 1, one edit " << step_bytes << " bytes\n";
   EXPECT_EQ(held->Ask("Which city is the capital of Mars?", 12)->answer,
             editor_->Current()->Ask("Which city is the capital of Mars?", 12)->answer);
 

@@ -299,6 +299,7 @@ TEST_F(FollowerTest, KeepsServingThroughAnEditorRestart) {
   }
   const v1::GetStatusResponse st = follower.Status();
   EXPECT_FALSE(st.follower().connected());
+  EXPECT_FALSE(st.follower().last_error().empty());
   EXPECT_EQ(st.version(), before);
   EXPECT_TRUE(st.serving());
   for (const std::string& q : Questions()) {
