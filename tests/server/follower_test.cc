@@ -330,6 +330,14 @@ TEST_F(FollowerTest, BadTargetsAreRefusedAtStart) {
   EXPECT_EQ(load.code(), absl::StatusCode::kFailedPrecondition) << load;
   EXPECT_NE(load.message().find("is itself a follower"), std::string::npos) << load;
   chained->Shutdown(false);
+  // With another model (here: another edit layer of the same checkpoint): the editor's state is refused.
+  ServerOptions other = FollowerOptions(EditorAddress());
+  other.engine.editor.edit_layer = 1;
+  auto mismatched = StartServer(other, &load);
+  ASSERT_TRUE(mismatched);
+  EXPECT_EQ(load.code(), absl::StatusCode::kFailedPrecondition) << load;
+  EXPECT_NE(load.message().find("another model"), std::string::npos) << load;
+  mismatched->Shutdown(false);
   // At itself.
   const int port = FreePort();
   ASSERT_GT(port, 0);
