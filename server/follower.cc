@@ -19,8 +19,9 @@ namespace v1 = ::moke::v1;
 // A state larger than this is refused (the editor's whole state at LLaMA-2-7B with 128 experts is a few
 // GB).
 constexpr size_t kMaxStateBytes = size_t{32} << 30;
-// The editor sends a heartbeat every second: this long without a message, the stream is taken for dead.
-constexpr absl::Duration kSilence = absl::Seconds(5);
+// The editor sends a heartbeat every second, but not while it computes a delta (a full state at the 7B
+// shape copies GBs): this long without a message, the stream is taken for dead.
+constexpr absl::Duration kSilence = absl::Seconds(30);
 // Each GetStatus try of the start-up check.
 constexpr std::chrono::seconds kProbeTimeout{2};
 
