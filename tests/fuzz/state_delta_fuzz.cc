@@ -58,6 +58,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 }
 
 #ifdef MOKE_FUZZ_REPLAY
+#include <filesystem>
+#include <fstream>
+
 #include "tests/fuzz/fuzz_replay.h"
 
 namespace {
@@ -120,9 +123,18 @@ std::vector<std::string> Seeds() {
 
 }  // namespace
 
+// state_delta_fuzz_replay [--mutations N] [CORPUS_DIR...] | --write-seeds DIR (a libFuzzer corpus)
 int main(int argc, char** argv) {
   for (const std::string& s : Seeds()) {
     if (!Check(s)) Broken("a seed does not parse");
+  }
+  if (argc == 3 && std::string(argv[1]) == "--write-seeds") {
+    std::filesystem::create_directories(argv[2]);
+    const auto seeds = Seeds();
+    for (size_t k = 0; k < seeds.size(); ++k) {
+      std::ofstream(std::string(argv[2]) + "/seed-" + std::to_string(k) + ".bin", std::ios::binary) << seeds[k];
+    }
+    return 0;
   }
   return moke::fuzz::ReplayMain(argc, argv, "state_delta_fuzz_replay", Seeds(), ParseAndCheck);
 }
