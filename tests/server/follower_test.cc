@@ -8,11 +8,16 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <deque>
 #include <string>
 #include <thread>
 
+#include "absl/synchronization/mutex.h"
+#include "core/editor/state_delta.h"
+#include "core/editor/state_delta_codec.h"
 #include "gtest/gtest.h"
 #include "moke/v1/moke.grpc.pb.h"
+#include "server/knowledge_server.h"
 #include "server/server.h"
 #include "tests/testing/grpc_client.h"
 #include "tests/testing/http_get.h"
@@ -88,6 +93,39 @@ struct Client {
     EXPECT_TRUE(s.ok()) << s.error_message();
     return resp.version();
   }
+};
+
+// An editor the test scripts: GetStatus says "editor"; Follow sends the messages the test queues, in order,
+// until the call ends.
+class ScriptedEditor final : public v1::KnowledgeEditor::Service {
+ public:
+  void Send(v1::FollowUpdate update) {
+    absl::MutexLock lock(&mu_);
+    queue_.push_back(std::move(update));
+  }
+  grpc::Status GetStatus(grpc::ServerContext*, const v1::GetStatusRequest*, v1::GetStatusResponse* resp) override {
+    resp->set_role("editor");
+    resp->set_instance_id("scripted");
+    return grpc::Status::OK;
+  }
+  grpc::Status Follow(grpc::ServerContext* ctx, const v1::FollowRequest*, grpc::ServerWriter<v1::FollowUpdate>* w) override {
+    while (!ctx->IsCancelled()) {
+      v1::FollowUpdate next;
+      {
+        absl::MutexLock lock(&mu_);
+        auto ready = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return !queue_.empty(); };
+        if (!mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Milliseconds(100))) continue;
+        next = queue_.front();
+        queue_.pop_front();
+      }
+      if (!w->Write(next)) break;
+    }
+    return grpc::Status::OK;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::deque<v1::FollowUpdate> queue_ ABSL_GUARDED_BY(mu_);
 };
 
 class FollowerTest : public ::testing::Test {
@@ -320,6 +358,69 @@ TEST_F(FollowerTest, KeepsServingThroughAnEditorRestart) {
   ASSERT_GT(v, before);
   ExpectSameAnswers(v);
   EXPECT_TRUE(follower.Status().follower().connected());
+}
+
+// Readiness follows the lag: NOT_SERVING while the editor is more than --max-lag-versions ahead.
+TEST_F(FollowerTest, ReadinessFollowsTheLag) {
+  ScriptedEditor scripted;
+  int port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&scripted);
+  std::unique_ptr<grpc::Server> fake = builder.BuildAndStart();
+  ASSERT_TRUE(fake && port > 0);
+  // The real editor's state, relabelled as the versions the script needs.
+  auto bytes = DiffStates(nullptr, *editor_->engine()->CurrentView());
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  auto full = DecodeStateDelta(*bytes);
+  ASSERT_TRUE(full.ok()) << full.status();
+  auto state_at = [&](uint64_t version) {
+    StateDelta d = *full;
+    d.version = version;
+    v1::FollowUpdate u;
+    u.set_editor_version(version);
+    u.set_version(version);
+    u.set_state_chunk(EncodeStateDelta(d));
+    u.set_state_end(true);
+    return u;
+  };
+  scripted.Send(state_at(3));
+
+  ServerOptions o = FollowerOptions("127.0.0.1:" + std::to_string(port));
+  o.max_lag_versions = 2;
+  auto follower = StartServer(o);
+  ASSERT_TRUE(follower);
+  Client client(follower->port());
+  auto health_becomes = [&](int want) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (moke::testing::HealthStatus(client.channel) != want && std::chrono::steady_clock::now() < end) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return moke::testing::HealthStatus(client.channel) == want;
+  };
+  EXPECT_TRUE(health_becomes(grpc::health::v1::HealthCheckResponse::SERVING));
+  EXPECT_EQ(client.Status().version(), 3u);
+
+  v1::FollowUpdate heartbeat;  // the editor is at version 6 and its state has not come yet: lag 3 > 2
+  heartbeat.set_editor_version(6);
+  scripted.Send(heartbeat);
+  EXPECT_TRUE(health_becomes(grpc::health::v1::HealthCheckResponse::NOT_SERVING));
+  const v1::GetStatusResponse st = client.Status();
+  EXPECT_EQ(st.follower().lag_versions(), 3u);
+  EXPECT_EQ(st.follower().editor_version(), 6u);
+  v1::AskResponse a;  // still answering, from version 3
+  ASSERT_TRUE(client.Ask("Once upon a time", 0, &a).ok());
+  EXPECT_EQ(a.version(), 3u);
+  const std::string metrics = moke::testing::HttpGet(follower->metrics_port(), "/metrics");
+  EXPECT_NE(metrics.find("moke_follower_lag_versions 3"), std::string::npos) << metrics;
+
+  scripted.Send(state_at(6));  // caught up
+  EXPECT_TRUE(health_becomes(grpc::health::v1::HealthCheckResponse::SERVING));
+  ASSERT_TRUE(client.Ask("Once upon a time", 6, &a).ok());
+  EXPECT_EQ(a.version(), 6u);
+  EXPECT_EQ(client.Status().follower().lag_versions(), 0u);
+  follower->Shutdown(false);
+  fake->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
 }
 
 TEST_F(FollowerTest, BadTargetsAreRefusedAtStart) {
