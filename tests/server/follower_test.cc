@@ -431,6 +431,14 @@ TEST_F(FollowerTest, BadTargetsAreRefusedAtStart) {
   EXPECT_EQ(load.code(), absl::StatusCode::kFailedPrecondition) << load;
   EXPECT_NE(load.message().find("is itself a follower"), std::string::npos) << load;
   chained->Shutdown(false);
+  // Without the editor's token for Follow.
+  ServerOptions no_token = FollowerOptions(EditorAddress());
+  no_token.follow_token = "not-the-token";
+  auto refused = StartServer(no_token, &load);
+  ASSERT_TRUE(refused);
+  EXPECT_TRUE(load.code() == absl::StatusCode::kUnauthenticated || load.code() == absl::StatusCode::kPermissionDenied)
+      << load;
+  refused->Shutdown(false);
   // With another model (here: another edit layer of the same checkpoint): the editor's state is refused.
   ServerOptions other = FollowerOptions(EditorAddress());
   other.engine.editor.edit_layer = 1;
