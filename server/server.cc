@@ -76,10 +76,12 @@ absl::Status Server::LoadAndServe() {
     f.editor = options_.engine.follow;
     f.token = options_.follow_token;
     f.max_lag_versions = options_.max_lag_versions;
+    // Readiness (the service's status) follows the lag; liveness (the server's, "") is SERVING once the
+    // follower runs, lagging or not: a follower behind its editor is not a follower to restart.
     MOKE_ASSIGN_OR_RETURN(follower_, Follower::Start(f, engine_.get(), metrics_.get(), [health](bool ready) {
-                            health->SetServingStatus(ready);
                             health->SetServingStatus(kServiceName, ready);
                           }));
+    health->SetServingStatus("", true);
     return absl::OkStatus();
   }
   health->SetServingStatus(true);

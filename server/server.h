@@ -24,7 +24,8 @@ class MetricsHttpServer;
 class Server {
  public:
   // `options` must have been through FinalizeServerOptions. With --follow, LoadAndServe also connects to
-  // the editor (server/follower.h) and the health service follows the follower's readiness.
+  // the editor (server/follower.h); the health status of moke.v1.KnowledgeEditor (readiness) then follows
+  // the follower's lag, and the server's own ("", liveness) is SERVING while it runs.
   static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& options);
   ~Server();
 

@@ -249,6 +249,8 @@ TEST_F(FollowerTest, AnswersAsTheEditorAtTheSameVersion) {
   EXPECT_NE(editor.Status().instance_id(), st.instance_id());
   // Caught up (lag 0 <= --max-lag-versions 0): ready; the metrics say so too.
   EXPECT_TRUE(moke::testing::WaitServing(follower.channel, std::chrono::seconds(30)));
+  EXPECT_EQ(moke::testing::HealthStatus(follower.channel, "moke.v1.KnowledgeEditor"),
+            grpc::health::v1::HealthCheckResponse::SERVING);
   const std::string metrics = moke::testing::HttpGet(follower_->metrics_port(), "/metrics");
   EXPECT_NE(metrics.find("moke_follower_connected 1"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("moke_follower_lag_versions"), std::string::npos);
@@ -391,12 +393,14 @@ TEST_F(FollowerTest, ReadinessFollowsTheLag) {
   auto follower = StartServer(o);
   ASSERT_TRUE(follower);
   Client client(follower->port());
+  // Readiness: the service's health status. Liveness (the server's, "") stays SERVING throughout.
+  constexpr char kService[] = "moke.v1.KnowledgeEditor";
   auto health_becomes = [&](int want) {
     const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (moke::testing::HealthStatus(client.channel) != want && std::chrono::steady_clock::now() < end) {
+    while (moke::testing::HealthStatus(client.channel, kService) != want && std::chrono::steady_clock::now() < end) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    return moke::testing::HealthStatus(client.channel) == want;
+    return moke::testing::HealthStatus(client.channel, kService) == want;
   };
   EXPECT_TRUE(health_becomes(grpc::health::v1::HealthCheckResponse::SERVING));
   EXPECT_EQ(client.Status().version(), 3u);
@@ -405,6 +409,7 @@ TEST_F(FollowerTest, ReadinessFollowsTheLag) {
   heartbeat.set_editor_version(6);
   scripted.Send(heartbeat);
   EXPECT_TRUE(health_becomes(grpc::health::v1::HealthCheckResponse::NOT_SERVING));
+  EXPECT_EQ(moke::testing::HealthStatus(client.channel), grpc::health::v1::HealthCheckResponse::SERVING);
   const v1::GetStatusResponse st = client.Status();
   EXPECT_EQ(st.follower().lag_versions(), 3u);
   EXPECT_EQ(st.follower().editor_version(), 6u);
