@@ -1,6 +1,7 @@
 #include "server/knowledge_server.h"
 
 #include <filesystem>
+#include <random>
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
@@ -20,6 +21,13 @@ int64_t NowMicros() {
 double SecondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 absl::Status Unavailable() { return absl::UnavailableError("server is not serving (loading or shutting down)"); }
+
+// 16 random hex digits (not a seed of anything: it only tells two server processes apart).
+std::string RandomInstanceId() {
+  std::random_device rd;
+  const uint64_t v = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  return absl::StrCat(absl::Hex(v, absl::kZeroPad16));
+}
 
 // The log record of an applied edit (the only place one is built).
 storage::LogRecord EditRecordOf(const EditSubmission& e, const EditResult& r, uint64_t edit_id) {
@@ -73,13 +81,45 @@ KnowledgeServer::KnowledgeServer(EngineOptions options, Metrics* metrics)
     : options_(std::move(options)),
       limits_{options_.max_question_bytes, options_.max_answer_bytes, options_.editor.max_new_tokens},
       metrics_(metrics),
-      queue_(options_.max_queue, metrics) {}
+      queue_(options_.max_queue, metrics),
+      instance_id_(RandomInstanceId()) {
+  follow_state_.editor = options_.follow;
+}
 
 KnowledgeServer::~KnowledgeServer() { Shutdown(false); }
 
 bool KnowledgeServer::serving() const {
   absl::MutexLock lock(&mu_);
   return serving_ && !stopping_;
+}
+
+// A follower: no data directory, no log, no editor thread work; version 0 until the Follower publishes.
+absl::Status KnowledgeServer::StartFollower() {
+  MOKE_RETURN_IF_ERROR(StartReaders());
+  {
+    absl::MutexLock lock(&mu_);
+    followed_ = editor_->Current();
+    published_version_ = followed_->version();
+    stats_.edit_layer = static_cast<int>(editor_->Stats().edit_layer);
+    serving_ = true;
+  }
+  queue_.Start();  // idle: a follower queues nothing, but Shutdown stops it
+  if (metrics_) metrics_->SetServing(true);
+  spdlog::info("follower of {}: model loaded; reads wait for the editor's state (min_version) or get version 0",
+               options_.follow);
+  return absl::OkStatus();
+}
+
+absl::Status KnowledgeServer::StartReaders() {
+  pool_ = std::make_unique<WorkerPool>(options_.workers, static_cast<size_t>(options_.max_read_queue));
+  AskBatcher::Options batch;
+  batch.max_batch = options_.max_batch;
+  batch.window = options_.batch_window;
+  batch.max_waiting = static_cast<size_t>(options_.max_read_queue);
+  if (metrics_) batch.on_step = [m = metrics_](int rows) { m->ObserveDecodeBatchRows(rows); };
+  MOKE_ASSIGN_OR_RETURN(batcher_, AskBatcher::Create(std::move(batch), editor_->Current()));
+  waiters_ = std::make_unique<VersionWaiters>(static_cast<size_t>(options_.max_read_queue), options_.max_version_wait);
+  return absl::OkStatus();
 }
 
 bool KnowledgeServer::loaded() const {
@@ -95,6 +135,7 @@ absl::Status KnowledgeServer::Start() {
   const auto t0 = Clock::now();
   MOKE_ASSIGN_OR_RETURN(editor_, Editor::Create(options_.editor));
   spdlog::info("model loaded from {} in {:.2f} s", options_.editor.model_dir, SecondsSince(t0));
+  if (follower()) return StartFollower();
   std::error_code ec;
   std::filesystem::create_directories(options_.data_dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("--data-dir: cannot create ", options_.data_dir, ": ", ec.message()));
@@ -108,14 +149,7 @@ absl::Status KnowledgeServer::Start() {
   edits_since_checkpoint_ = recovered.edits_since_checkpoint;
   index_.Load(records);
 
-  pool_ = std::make_unique<WorkerPool>(options_.workers, static_cast<size_t>(options_.max_read_queue));
-  AskBatcher::Options batch;
-  batch.max_batch = options_.max_batch;
-  batch.window = options_.batch_window;
-  batch.max_waiting = static_cast<size_t>(options_.max_read_queue);
-  if (metrics_) batch.on_step = [m = metrics_](int rows) { m->ObserveDecodeBatchRows(rows); };
-  MOKE_ASSIGN_OR_RETURN(batcher_, AskBatcher::Create(std::move(batch), editor_->Current()));
-  waiters_ = std::make_unique<VersionWaiters>(static_cast<size_t>(options_.max_read_queue), options_.max_version_wait);
+  MOKE_RETURN_IF_ERROR(StartReaders());
   AnnounceVersion();
   queue_.Start();
   {
@@ -153,6 +187,7 @@ void KnowledgeServer::Shutdown(bool write_snapshot) {
 // ---- Edits, restores, snapshots: queued for the editor thread ----
 
 void KnowledgeServer::SubmitEdit(EditSubmission edit, Done<EditAck> done) {
+  if (follower()) return done(FollowerRefusal("EditFact"));
   if (!serving()) return done(Unavailable());
   if (absl::Status s = ValidateEdit(edit, limits_); !s.ok()) return done(s);
   absl::StatusOr<std::optional<EditAck>> seen = index_.Resolve(edit);
@@ -204,6 +239,7 @@ void KnowledgeServer::RunEdit(const EditSubmission& e, const Done<EditAck>& done
 }
 
 void KnowledgeServer::SubmitRetract(RetractSubmission retract, Done<RetractAck> done) {
+  if (follower()) return done(FollowerRefusal("RetractFact"));
   if (!serving()) return done(Unavailable());
   if (absl::Status s = ValidateRetract(retract, limits_); !s.ok()) return done(s);
   auto r = std::make_shared<const RetractSubmission>(std::move(retract));
@@ -242,6 +278,7 @@ absl::StatusOr<RetractAck> KnowledgeServer::RunRetract(const RetractSubmission& 
 }
 
 void KnowledgeServer::SubmitSnapshot(Budget budget, Done<storage::SnapshotFile> done) {
+  if (follower()) return done(FollowerRefusal("CreateSnapshot"));
   if (!serving()) return done(Unavailable());
   queue_.Push({/*is_edit=*/false, std::move(budget), [this, done = std::move(done)](absl::Status turn) {
                  if (!turn.ok()) return done(turn);
@@ -250,6 +287,7 @@ void KnowledgeServer::SubmitSnapshot(Budget budget, Done<storage::SnapshotFile> 
 }
 
 void KnowledgeServer::SubmitRestore(std::string name, Budget budget, Done<uint64_t> done) {
+  if (follower()) return done(FollowerRefusal("RestoreSnapshot"));
   if (!serving()) return done(Unavailable());
   if (absl::Status s = ValidateSnapshotName(name); !s.ok()) return done(s);
   if (absl::StatusOr<storage::SnapshotFile> f = snapshots_->Stat(name); !f.ok()) return done(f.status());
@@ -320,6 +358,7 @@ void KnowledgeServer::AnnounceVersion() {
   {
     absl::MutexLock lock(&mu_);
     stats_ = std::move(stats);
+    published_version_ = v;
   }
   waiters_->AnnounceVersion(v);
 }
@@ -337,7 +376,7 @@ void KnowledgeServer::Read(const absl::Status& valid, uint64_t min_version, cons
     if (absl::Status s = budget.Check(kind); !s.ok()) return (*shared_done)(s);
     const auto t0 = Clock::now();
     // The latest view: never waits for an edit in progress; the read keeps it to the end.
-    compute(editor_->Current(), [this, kind, t0, shared_done](absl::StatusOr<Result> r) {
+    compute(CurrentView(), [this, kind, t0, shared_done](absl::StatusOr<Result> r) {
       if (metrics_) metrics_->ObserveAskSeconds(kind, SecondsSince(t0));
       (*shared_done)(std::move(r));
     });
@@ -388,25 +427,86 @@ EngineStatus KnowledgeServer::Status() const {
   s.model = options_.editor.model_dir;
   s.device = options_.editor.device;
   s.queue_depth = queue_.queued_edits();
+  s.role = follower() ? "follower" : "editor";
+  s.instance_id = instance_id_;
   absl::MutexLock lock(&mu_);
   s.serving = serving_ && !stopping_;
   s.stats = stats_;
+  if (follower()) s.follow = follow_state_;
   return s;
 }
 
+// ---- Followers ----
+
+std::shared_ptr<const KnowledgeView> KnowledgeServer::CurrentView() const {
+  {
+    absl::MutexLock lock(&mu_);
+    if (follower()) return followed_;
+    if (!serving_) return nullptr;
+  }
+  return editor_->Current();
+}
+
+bool KnowledgeServer::stopping() const {
+  absl::MutexLock lock(&mu_);
+  return stopping_;
+}
+
+uint64_t KnowledgeServer::AwaitVersionChange(uint64_t seen, absl::Duration timeout) const {
+  absl::MutexLock lock(&mu_);
+  auto changed = [this, seen]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return published_version_ != seen || stopping_; };
+  mu_.AwaitWithTimeout(absl::Condition(&changed), timeout);
+  return published_version_;
+}
+
+absl::Status KnowledgeServer::FollowerRefusal(const char* what) const {
+  return absl::FailedPreconditionError(
+      absl::StrCat(what, ": this server follows ", options_.follow, "; send edits (and history or snapshot requests) there"));
+}
+
+absl::Status KnowledgeServer::PublishFollowed(std::shared_ptr<const KnowledgeView> view) {
+  if (!follower()) return absl::FailedPreconditionError("PublishFollowed: not a follower");
+  const uint64_t v = view->version();
+  {
+    absl::MutexLock lock(&mu_);
+    if (!serving_ || stopping_) return Unavailable();
+    if (v < published_version_) {
+      return absl::FailedPreconditionError(absl::StrCat("the editor is at version ", v, ", below version ",
+                                                        published_version_, " served here: its history went back "
+                                                        "(a new data directory?); restart this follower to follow it"));
+    }
+    followed_ = std::move(view);
+    published_version_ = v;
+    stats_.version = v;
+    stats_.num_experts = followed_->num_experts();
+  }
+  if (metrics_) metrics_->SetVersion(v);
+  waiters_->AnnounceVersion(v);
+  return absl::OkStatus();
+}
+
+void KnowledgeServer::SetFollowState(FollowState state) {
+  absl::MutexLock lock(&mu_);
+  state.editor = options_.follow;
+  follow_state_ = std::move(state);
+}
+
 absl::StatusOr<EditList> KnowledgeServer::ListEdits(uint64_t start, int limit) const {
+  if (follower()) return FollowerRefusal("ListEdits");
   if (!loaded()) return Unavailable();
   MOKE_RETURN_IF_ERROR(ValidateListEdits(start, limit));
   return index_.List(start, limit);
 }
 
 absl::StatusOr<EditEntry> KnowledgeServer::GetEdit(const std::string& request_id) const {
+  if (follower()) return FollowerRefusal("GetEdit");
   if (!loaded()) return Unavailable();
   MOKE_RETURN_IF_ERROR(ValidateRequestId(request_id));
   return index_.Get(request_id);
 }
 
 absl::StatusOr<std::vector<storage::SnapshotFile>> KnowledgeServer::ListSnapshots() const {
+  if (follower()) return FollowerRefusal("ListSnapshots");
   if (!loaded()) return Unavailable();  // snapshots_ is set before serving_ and never changes after
   return snapshots_->List();
 }

@@ -21,6 +21,11 @@
 // Versions: every applied edit and every restore publishes a new version, above every earlier one, and
 // the log records it; a version number never names two states, across restores and restarts.
 //
+// Follower mode (EngineOptions::follow, docs/scaling.md): the engine loads the model and serves reads
+// from the states a Follower (server/follower.h) publishes through PublishFollowed; it never trains, has
+// no data directory, and refuses every write and the edit history with FAILED_PRECONDITION naming the
+// editor.
+//
 // Thread-safety: all public methods are safe from any thread after Create.
 #pragma once
 
@@ -66,6 +71,8 @@ struct EngineOptions {
   int max_batch = 1;
   // An idle batched decoder waits this long for more Asks before its first step.
   std::chrono::microseconds batch_window{2000};
+  // Non-empty: a follower of the editor at this address (no data directory, no writes).
+  std::string follow;
 };
 
 class KnowledgeServer {
@@ -111,6 +118,27 @@ class KnowledgeServer {
   absl::StatusOr<EditEntry> GetEdit(const std::string& request_id) const;
   absl::StatusOr<std::vector<storage::SnapshotFile>> ListSnapshots() const;
 
+  // ---- Followers (docs/scaling.md) ----
+  bool follower() const { return !options_.follow.empty(); }
+  const std::string& instance_id() const { return instance_id_; }
+  // The latest published view (the editor's, or the last state a follower published); null before
+  // Start(). Cheap.
+  std::shared_ptr<const KnowledgeView> CurrentView() const;
+  // Editor: waits until the published version differs from `seen`, the engine stops, or `timeout`
+  // passes; returns the published version. For Follow streams.
+  uint64_t AwaitVersionChange(uint64_t seen, absl::Duration timeout) const;
+  // True once Shutdown() began.
+  bool stopping() const;
+  // Follower: publishes a state received from the editor: reads that start afterwards use it, reads in
+  // progress keep theirs, waiting reads whose min_version it reaches run. FAILED_PRECONDITION for a
+  // version below the one published (the editor's history went back: a version never names two states)
+  // or when not a follower.
+  absl::Status PublishFollowed(std::shared_ptr<const KnowledgeView> view);
+  // Follower: what GetStatus reports about the editor.
+  void SetFollowState(FollowState state);
+  // The refusal of a write on a follower: FAILED_PRECONDITION naming the editor.
+  absl::Status FollowerRefusal(const char* what) const;
+
  private:
   KnowledgeServer(EngineOptions options, Metrics* metrics);
 
@@ -122,6 +150,9 @@ class KnowledgeServer {
   template <typename Result>
   void Read(const absl::Status& valid, uint64_t min_version, const Budget& budget, const char* kind,
             Compute<Result> compute, Done<Result> done);
+
+  absl::Status StartReaders();   // the worker pool, the batcher and the version waiters
+  absl::Status StartFollower();  // Start() in follower mode, once the model is loaded
 
   // Editor thread.
   void RunEdit(const EditSubmission& edit, const Done<EditAck>& done);
@@ -150,7 +181,12 @@ class KnowledgeServer {
   std::unique_ptr<WorkerPool> pool_;         // created in Start()
   std::unique_ptr<AskBatcher> batcher_;      // created in Start()
 
+  const std::string instance_id_;  // random, made at construction
+
   mutable absl::Mutex mu_;
+  uint64_t published_version_ ABSL_GUARDED_BY(mu_) = 0;
+  std::shared_ptr<const KnowledgeView> followed_ ABSL_GUARDED_BY(mu_);  // follower: the state served
+  FollowState follow_state_ ABSL_GUARDED_BY(mu_);
   bool serving_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;

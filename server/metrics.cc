@@ -57,6 +57,16 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   memory_ = &BuildGauge().Name("moke_memory_bytes").Help("Memory held by the editor, by part").Register(r);
   serving_ = &BuildGauge().Name("moke_serving").Help("1 when the model is loaded and replay is done").Register(r).Add({});
   log_bytes_ = &BuildGauge().Name("moke_edit_log_bytes").Help("Size of the edit log file").Register(r).Add({});
+  follower_lag_ = &BuildGauge()
+                       .Name("moke_follower_lag_versions")
+                       .Help("Follower: the editor's version as last heard minus the version served here (0 on an editor)")
+                       .Register(r)
+                       .Add({});
+  follower_connected_ = &BuildGauge()
+                             .Name("moke_follower_connected")
+                             .Help("Follower: 1 while the stream from the editor is up (0 on an editor)")
+                             .Register(r)
+                             .Add({});
   batch_rows_ = &BuildHistogram()
                      .Name("moke_decode_batch_rows")
                      .Help("Answers decoded together per step of the batched decoder")

@@ -44,6 +44,9 @@ class Metrics {
   void SetMemoryBytes(const std::map<std::string, int64_t>& bytes);
   void SetServing(bool serving) { serving_->Set(serving ? 1 : 0); }
   void SetEditLogBytes(uint64_t b) { log_bytes_->Set(static_cast<double>(b)); }
+  // Followers (server/follower.h).
+  void SetFollowerLag(uint64_t versions) { follower_lag_->Set(static_cast<double>(versions)); }
+  void SetFollowerConnected(bool connected) { follower_connected_->Set(connected ? 1 : 0); }
   // One step of the batched decoder over `rows` answers.
   void ObserveDecodeBatchRows(int rows) { batch_rows_->Observe(static_cast<double>(rows)); }
 
@@ -66,6 +69,8 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>* memory_;
   prometheus::Gauge* serving_;
   prometheus::Gauge* log_bytes_;
+  prometheus::Gauge* follower_lag_;
+  prometheus::Gauge* follower_connected_;
   prometheus::Histogram* batch_rows_;
 };
 

@@ -86,11 +86,22 @@ struct EditList {
   uint64_t total = 0;
 };
 
+// A follower's view of its editor (server/follower.h keeps it current).
+struct FollowState {
+  std::string editor;           // the --follow address
+  bool connected = false;       // the stream is up
+  uint64_t editor_version = 0;  // the editor's version as last heard
+  std::string last_error;       // why the stream last ended or a state was refused
+};
+
 struct EngineStatus {
   bool serving = false;
   EditorStats stats;
   std::string method, model, device;
   int queue_depth = 0;
+  std::string role;         // "editor" or "follower"
+  std::string instance_id;  // random per engine
+  FollowState follow;       // followers only
 };
 
 }  // namespace moke::server

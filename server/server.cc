@@ -8,6 +8,7 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "server/follower.h"
 #include "server/metrics.h"
 #include "server/service_impl.h"
 #include "spdlog/spdlog.h"
@@ -70,6 +71,19 @@ int Server::metrics_port() const { return metrics_http_ ? metrics_http_->port() 
 absl::Status Server::LoadAndServe() {
   MOKE_RETURN_IF_ERROR(engine_->Start());
   auto* health = grpc_server_->GetHealthCheckService();
+  if (engine_->follower()) {
+    FollowerOptions f;
+    f.editor = options_.engine.follow;
+    f.token = options_.follow_token;
+    f.max_lag_versions = options_.max_lag_versions;
+    // Readiness (the service's status) follows the lag; liveness (the server's, "") is SERVING once the
+    // follower runs, lagging or not: a follower behind its editor is not a follower to restart.
+    MOKE_ASSIGN_OR_RETURN(follower_, Follower::Start(f, engine_.get(), metrics_.get(), [health](bool ready) {
+                            health->SetServingStatus(kServiceName, ready);
+                          }));
+    health->SetServingStatus("", true);
+    return absl::OkStatus();
+  }
   health->SetServingStatus(true);
   health->SetServingStatus(kServiceName, true);
   return absl::OkStatus();
@@ -78,6 +92,7 @@ absl::Status Server::LoadAndServe() {
 void Server::Shutdown(bool write_snapshot) {
   if (shut_down_) return;
   shut_down_ = true;
+  follower_.reset();  // stops following (and setting the health status)
   if (grpc_server_) {
     auto* health = grpc_server_->GetHealthCheckService();
     health->SetServingStatus(false);
@@ -90,6 +105,7 @@ void Server::Shutdown(bool write_snapshot) {
     grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(options_.shutdown_grace_seconds));
     grpc_server_->Wait();
   }
+  if (service_) service_->JoinFollowStreams();
   metrics_http_.reset();
 }
 

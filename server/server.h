@@ -17,12 +17,15 @@ class Server;
 
 namespace moke::server {
 
+class Follower;
 class KnowledgeEditorService;
 class MetricsHttpServer;
 
 class Server {
  public:
-  // `options` must have been through FinalizeServerOptions.
+  // `options` must have been through FinalizeServerOptions. With --follow, LoadAndServe also connects to
+  // the editor (server/follower.h); the health status of moke.v1.KnowledgeEditor (readiness) then follows
+  // the follower's lag, and the server's own ("", liveness) is SERVING while it runs.
   static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& options);
   ~Server();
 
@@ -42,6 +45,7 @@ class Server {
   std::unique_ptr<KnowledgeEditorService> service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<MetricsHttpServer> metrics_http_;
+  std::unique_ptr<Follower> follower_;  // --follow only
   int port_ = 0;
   bool shut_down_ = false;
 };

@@ -70,6 +70,15 @@ void AddServerFlags(CLI::App& app, ServerOptions* o) {
   app.add_option("--log-level", o->log_level, "trace, debug, info, warn, error")
       ->envname("MOKE_LOG_LEVEL")
       ->capture_default_str();
+  app.add_option("--follow", o->engine.follow,
+                 "Serve Ask/Score as a read replica of the editor at host:port (no edits, no data dir)")
+      ->envname("MOKE_FOLLOW");
+  app.add_option("--follow-token", o->follow_token, "Bearer token for the editor's Follow (its read or edit token)")
+      ->envname("MOKE_FOLLOW_TOKEN");
+  app.add_option("--max-lag-versions", o->max_lag_versions,
+                 "Follower: health NOT_SERVING while the editor is more than this many versions ahead")
+      ->envname("MOKE_MAX_LAG_VERSIONS")
+      ->capture_default_str();
   app.add_option("--port-file", o->port_file, "Write the chosen gRPC and metrics ports here once listening")
       ->envname("MOKE_PORT_FILE");
 }
@@ -95,6 +104,12 @@ absl::Status FinalizeServerOptions(ServerOptions* o) {
   }
   for (const std::string* f : {&o->tls_cert, &o->tls_key}) {
     if (!f->empty() && !std::filesystem::exists(*f)) return absl::InvalidArgumentError(absl::StrCat("TLS file ", *f, " not found"));
+  }
+  if (!o->engine.follow.empty() && o->engine.follow.find(':') == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("--follow: '", o->engine.follow, "' is not host:port"));
+  }
+  if (o->engine.follow.empty() && !o->follow_token.empty()) {
+    return absl::InvalidArgumentError("--follow-token: only with --follow");
   }
   if (o->max_message_bytes < 1024) return absl::InvalidArgumentError("--max-message-bytes: must be >= 1024");
   if (spdlog::level::from_str(o->log_level) == spdlog::level::off && o->log_level != "off") {

@@ -26,6 +26,9 @@ struct ServerOptions {
   std::string port_file;  // written once listening: "<grpc port>\n<metrics port>\n"
   int max_message_bytes = 1 << 20;
   int shutdown_grace_seconds = 10;
+  // Followers (engine.follow: the editor's address).
+  std::string follow_token;        // bearer token for the editor's Follow (its read or edit token)
+  uint64_t max_lag_versions = 10;  // health NOT_SERVING while the editor is further ahead
   EngineOptions engine;
 };
 

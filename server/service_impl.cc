@@ -343,6 +343,18 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* KnowledgeEditorService::AskStream(Ct
   return reactor;
 }
 
+grpc::ServerWriteReactor<grpc::ByteBuffer>* KnowledgeEditorService::Follow(Ctx* ctx, const Bytes* request) {
+  static constexpr char kRpc[] = "follow";
+  v1::FollowRequest req;
+  absl::Status s = Admit(ctx, request, kRpc, Access::kHistory, &req);
+  if (s.ok() && engine_->follower()) {
+    s = absl::FailedPreconditionError("Follow: this server is a follower; point followers at the editor");
+  }
+  if (s.ok() && !engine_->serving()) s = absl::UnavailableError("server is not serving (loading or shutting down)");
+  CountOutcome(kRpc, s);  // counted when the stream starts (or is refused)
+  return follow_.Start(req.follower_id(), s);
+}
+
 void KnowledgeEditorService::DoScore(const v1::ScoreRequest& req, const Budget& budget, v1::ScoreResponse* resp,
                                      Done done) {
   ScoreQuery q{req.prompt(), req.answer(), req.min_version(), RoutingFromProto(req.routing()), req.original_model(),
@@ -373,6 +385,16 @@ void KnowledgeEditorService::DoGetStatus(const v1::GetStatusRequest&, const Budg
   resp->set_replay_buffer_size(s.stats.replay_size);
   resp->set_serving(s.serving);
   for (const auto& [part, bytes] : s.stats.memory_bytes) (*resp->mutable_memory_bytes())[part] = bytes;
+  resp->set_role(s.role);
+  resp->set_instance_id(s.instance_id);
+  if (s.role == "follower") {
+    v1::FollowerStatus* f = resp->mutable_follower();
+    f->set_editor(s.follow.editor);
+    f->set_connected(s.follow.connected);
+    f->set_editor_version(s.follow.editor_version);
+    f->set_lag_versions(s.follow.editor_version > s.stats.version ? s.follow.editor_version - s.stats.version : 0);
+    f->set_last_error(s.follow.last_error);
+  }
   done(absl::OkStatus(), nullptr);
 }
 

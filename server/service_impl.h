@@ -17,6 +17,7 @@
 #include <string>
 
 #include "moke/v1/moke.grpc.pb.h"
+#include "server/follow_stream.h"
 #include "server/knowledge_server.h"
 #include "server/metrics.h"
 
@@ -34,7 +35,7 @@ Clock::time_point DeadlineFrom(std::chrono::system_clock::time_point deadline);
 // Which bearer token an RPC needs.
 enum class Access {
   kOpen,     // none: Ask, Score, GetStatus, ListSnapshots
-  kHistory,  // the read token or the edit token: ListEdits, GetEdit (the history holds every edited fact)
+  kHistory,  // the read token or the edit token: ListEdits, GetEdit, Follow (they hold every edited fact)
   kEdit,     // the edit token: EditFact, RetractFact, CreateSnapshot, RestoreSnapshot
 };
 
@@ -50,13 +51,13 @@ using RawService = KE::WithRawCallbackMethod_EditFact<KE::WithRawCallbackMethod_
     KE::WithRawCallbackMethod_GetEdit<KE::WithRawCallbackMethod_Ask<KE::WithRawCallbackMethod_AskStream<
         KE::WithRawCallbackMethod_Score<KE::WithRawCallbackMethod_GetStatus<KE::WithRawCallbackMethod_ListEdits<
             KE::WithRawCallbackMethod_CreateSnapshot<KE::WithRawCallbackMethod_RestoreSnapshot<
-                KE::WithRawCallbackMethod_ListSnapshots<KE::Service>>>>>>>>>>>;
+                KE::WithRawCallbackMethod_ListSnapshots<KE::WithRawCallbackMethod_Follow<KE::Service>>>>>>>>>>>>;
 }  // namespace internal
 
 class KnowledgeEditorService final : public internal::RawService {
  public:
   KnowledgeEditorService(KnowledgeServer* engine, Metrics* metrics, ServiceTokens tokens)
-      : engine_(engine), metrics_(metrics), tokens_(std::move(tokens)) {}
+      : engine_(engine), metrics_(metrics), tokens_(std::move(tokens)), follow_(engine) {}
 
   using Reactor = grpc::ServerUnaryReactor;
   using Ctx = grpc::CallbackServerContext;
@@ -73,6 +74,10 @@ class KnowledgeEditorService final : public internal::RawService {
   Reactor* CreateSnapshot(Ctx* ctx, const Bytes* req, Bytes* resp) override;
   Reactor* RestoreSnapshot(Ctx* ctx, const Bytes* req, Bytes* resp) override;
   Reactor* ListSnapshots(Ctx* ctx, const Bytes* req, Bytes* resp) override;
+  // Server streaming to a follower (server/follow_stream.h).
+  grpc::ServerWriteReactor<Bytes>* Follow(Ctx* ctx, const Bytes* req) override;
+  // Waits for every Follow stream's thread; after the gRPC server stopped, before the engine goes.
+  void JoinFollowStreams() { follow_.Join(); }
 
   // Completion of a handler: the status and an optional outcome label (nullptr: from the status).
   using Done = std::function<void(const absl::Status&, const char* outcome)>;
@@ -119,6 +124,7 @@ class KnowledgeEditorService final : public internal::RawService {
   KnowledgeServer* const engine_;
   Metrics* const metrics_;
   const ServiceTokens tokens_;
+  FollowStreams follow_;
 };
 
 }  // namespace moke::server

@@ -40,4 +40,9 @@ const char* StatusCodeLabel(absl::StatusCode code) {
   }
 }
 
+absl::Status FromGrpcStatus(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
 }  // namespace moke::server

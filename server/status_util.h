@@ -13,6 +13,8 @@ namespace moke::server {
 inline constexpr size_t kMaxStatusMessageBytes = 1024;
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
+// The other way, for the server's own client calls (a follower's calls to its editor).
+absl::Status FromGrpcStatus(const grpc::Status& status);
 
 // Lower-case code name for metric labels ("ok", "invalid_argument", ...).
 const char* StatusCodeLabel(absl::StatusCode code);

@@ -6,6 +6,7 @@
 //   moke-bench run  --server 127.0.0.1:PORT --stream STREAM.jsonl --out DIR [--eval-every N]
 //   moke-bench load --server 127.0.0.1:PORT --clients N --seconds S [--stream STREAM.jsonl]
 //   moke-bench load --server 127.0.0.1:PORT --baseline 127.0.0.1:PORT2 --clients N --seconds S [--rounds R]
+//   moke-bench follow-lag --editor 127.0.0.1:PORT --follower 127.0.0.1:PORT2 --edits N [--token T]
 //
 // Exit codes: 0 success, 1 error (the message names the line, the setting or the RPC status), 2 usage.
 #include <filesystem>
@@ -15,6 +16,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
+#include "client/bench/follow_lag.h"
 #include "client/bench/load.h"
 #include "client/bench/runner.h"
 #include "client/bench/stream.h"
@@ -144,6 +146,15 @@ int main(int argc, char** argv) {
                    "compare: the no-edit phase against this server too (e.g. --max-batch 1), in turns, and the ratio");
   load->add_option("--rounds", lopt.rounds, "with --baseline: rounds of both phases (1..10)")->capture_default_str();
 
+  // follow-lag
+  auto* follow_lag = app.add_subcommand("follow-lag", "Time from an edit's acknowledgement to a follower serving it");
+  FollowLagOptions fopt;
+  follow_lag->add_option("--editor", fopt.editor, "the editor, 127.0.0.1:PORT")->required();
+  follow_lag->add_option("--follower", fopt.follower, "a follower of it (--follow), 127.0.0.1:PORT")->required();
+  follow_lag->add_option("--edits", fopt.edits, "edits sent, one at a time")->capture_default_str();
+  follow_lag->add_option("--token", fopt.token, "the editor's bearer token")->envname("MOKE_TOKEN");
+  follow_lag->add_option("--out", fopt.out_dir, "folder for follow_lag.json");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -178,6 +189,10 @@ int main(int argc, char** argv) {
     lopt.routing = *mode;
     lopt.progress = !load_no_progress;
     if (auto s = RunLoad(lopt); !s.ok()) return Fail(s);
+    return 0;
+  }
+  if (*follow_lag) {
+    if (auto s = RunFollowLag(fopt); !s.ok()) return Fail(s);
     return 0;
   }
   return 2;

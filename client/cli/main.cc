@@ -219,6 +219,12 @@ int main(int argc, char** argv) {
                 << r.edit_layer() << "\n  model " << r.model() << " on " << r.device() << "\n  queue depth "
                 << r.queue_depth() << ", replay buffer " << r.replay_buffer_size() << "\n";
       for (const auto& [part, bytes] : r.memory_bytes()) std::cout << "  memory " << part << ": " << bytes << " bytes\n";
+      if (r.role() == "follower") {
+        const v1::FollowerStatus& f = r.follower();
+        std::cout << "  follower of " << f.editor() << ": " << (f.connected() ? "connected" : "DISCONNECTED")
+                  << ", editor at version " << f.editor_version() << ", lag " << f.lag_versions() << " versions"
+                  << (f.last_error().empty() ? "" : "; last error: " + f.last_error()) << "\n";
+      }
     });
   }
   if (*c_edits) {

@@ -111,6 +111,7 @@ class KnowledgeView {
  public:
   explicit KnowledgeView(std::shared_ptr<const KnowledgeState> state);
   uint64_t version() const;
+  int num_experts() const;
   // Greedy answer; the route is chosen once from the question and kept for every generated token.
   // Decoding stops with CANCELLED / DEADLINE_EXCEEDED when `budget` runs out.
   absl::StatusOr<AskResult> Ask(const std::string& question, int max_new_tokens,

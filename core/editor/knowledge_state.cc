@@ -150,6 +150,8 @@ KnowledgeView::KnowledgeView(std::shared_ptr<const KnowledgeState> state) : stat
 
 uint64_t KnowledgeView::version() const { return state_->version(); }
 
+int KnowledgeView::num_experts() const { return state_->num_experts(); }
+
 absl::StatusOr<Route> KnowledgeView::RouteOf(const std::string& question, std::optional<Routing> routing) const {
   Route route;
   MOKE_RETURN_IF_ERROR(GuardTorch("route", [&]() -> absl::Status {

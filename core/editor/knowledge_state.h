@@ -42,6 +42,8 @@ class KnowledgeState {
   explicit KnowledgeState(Parts parts);
 
   uint64_t version() const { return p_.version; }
+  // Everything it holds (state_delta.h compares and rebuilds states from these).
+  const Parts& parts() const { return p_; }
   const LlamaModel& model() const { return *p_.model; }
   const EditorOptions& options() const { return p_.options; }
   int num_experts() const;
