@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
+#include "core/editor/expert_bank.h"
 #include "core/editor/fact_key.h"
 #include "core/editor/knowledge_state.h"
 #include "core/editor/state_delta_codec.h"
@@ -85,8 +86,9 @@ std::string OptionsJson(const EditorOptions& o) {
   return j.dump();
 }
 
+// A changed expert is a new MaskedTau with new values (masked_tau.h); experts of a group share one code.
 bool SameTau(const MaskedTau& a, const MaskedTau& b) {
-  return a.bits().is_same(b.bits()) && a.values().is_same(b.values()) && a.rows() == b.rows() && a.cols() == b.cols();
+  return a.values().is_same(b.values()) && a.code().SameStorage(b.code()) && a.slot() == b.slot();
 }
 
 absl::StatusOr<WireFact> FactToWire(const KnowledgeState::Parts& p, size_t i) {
@@ -222,6 +224,17 @@ absl::StatusOr<std::shared_ptr<const KnowledgeState>> Apply(const KnowledgeState
   }
   for (uint32_t i = 0; i < k; ++i) {
     if (!n.experts.taus[i].defined()) return lost(absl::StrCat("expert ", i, " is missing"));
+  }
+  // The wire carries each expert's own mask; the experts of a MoKE group with disjoint masks share one
+  // code again, as on the editor (expert_bank.h), for the groups this delta touched.
+  if (n.options.method == EditMethod::kMoke && n.options.disjoint_masks && !d.experts.empty()) {
+    const int g = n.options.num_experts;
+    std::set<uint32_t> groups;
+    for (const WireExpert& e : d.experts) groups.insert(e.index / static_cast<uint32_t>(g));
+    for (uint32_t group : groups) {
+      const int first = static_cast<int>(group) * g;
+      ShareGroupCode(&n.experts.taus, first, std::min<int>(g, static_cast<int>(k) - first));
+    }
   }
   if (d.thresholds.size() != k) return lost(absl::StrCat(d.thresholds.size(), " thresholds for ", k, " experts"));
   n.thresholds = d.thresholds;

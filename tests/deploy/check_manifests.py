@@ -5,13 +5,12 @@ No cluster and no schema download here, so this checks what a typo would break: 
 kustomization names exists; the Deployment runs one pod (Recreate), non-root, with requests and limits,
 and gRPC startup/liveness/readiness probes on its gRPC port; every PVC, ConfigMap and Secret it uses is
 defined; the Service selects the pod and targets its named ports; the ServiceMonitor selects the Service
-and scrapes a port it has; the GPU overlay requests and limits nvidia.com/gpu; the readers (followers)
-follow the editor's Service on its gRPC port with a token from the Secret, keep no volume of their own,
-and are ready only on the service's health status; and every MOKE_* variable
+and scrapes a port it has; the GPU overlay requests and limits nvidia.com/gpu; and every MOKE_* variable
 set in the manifests, the compose file and the Dockerfiles is one moke-server reads (server/server_options.cc).
 The followers overlay: the follower Deployment follows the editor's Service on its gRPC port with flags
-moke-server has, mounts no PVC, has the same probes, resources and token; its headless Service selects
-it; the HorizontalPodAutoscaler scales it; a ServiceMonitor scrapes it.
+moke-server has and the editor's token from the Secret (MOKE_FOLLOW_TOKEN), mounts no PVC, has the same
+probes with readiness alone on the service's status (the lag) and liveness on the server's; its headless
+Service selects it; the HorizontalPodAutoscaler scales it; a ServiceMonitor scrapes it.
 Needs python3-yaml (a dependency of yamllint). Exit 77 when it is missing.
 """
 import os
@@ -104,7 +103,7 @@ def server_flags():
         return set(re.findall(r'"(--[a-z0-9-]+)', f.read()))
 
 
-def check_pod(where, pod, known_env, secrets):
+def check_pod(where, pod, known_env, secrets, token_var="MOKE_TOKEN"):
     """What every moke-server pod needs: non-root, no service links, gRPC probes on the gRPC port,
     requests and limits, known MOKE_* variables, the token from the Secret. Returns the ports and mounts."""
     ps = pod["spec"]
@@ -131,11 +130,11 @@ def check_pod(where, pod, known_env, secrets):
                 err(f"{where}: {c['name']} needs cpu and memory {part}")
         env = {e["name"]: e for e in c.get("env", [])}
         check_env(f"{where} container {c['name']}", env, known_env)
-        tok = env.get("MOKE_TOKEN", {}).get("valueFrom", {}).get("secretKeyRef")
+        tok = env.get(token_var, {}).get("valueFrom", {}).get("secretKeyRef")
         if not tok:
-            err(f"{where}: MOKE_TOKEN must come from a Secret (secretKeyRef)")
+            err(f"{where}: {token_var} must come from a Secret (secretKeyRef)")
         elif tok["name"] not in secrets or tok["key"] not in secrets[tok["name"]]:
-            err(f"{where}: MOKE_TOKEN reads Secret {tok['name']} key {tok['key']}, which secret.yaml does not define")
+            err(f"{where}: {token_var} reads Secret {tok['name']} key {tok['key']}, which secret.yaml does not define")
         for m in c.get("volumeMounts", []):
             if m["name"] not in volumes:
                 err(f"{where}: mount {m['name']} has no volume")
@@ -154,7 +153,7 @@ def check_followers(variant, by_kind, editor_svc, known_env, secrets):
         labels = pod["metadata"]["labels"]
         if any(labels.get(k) != v for k, v in spec["selector"]["matchLabels"].items()):
             err(f"{name}: selector does not match the pod template labels")
-        ports, mounts, volumes = check_pod(name, pod, known_env, secrets)
+        ports, mounts, volumes = check_pod(name, pod, known_env, secrets, token_var="MOKE_FOLLOW_TOKEN")
         if any("persistentVolumeClaim" in v for v in volumes.values()):
             err(f"{name}: a follower writes nothing that must last; it must not claim a PVC")
         grpc_port = next((p["port"] for p in editor_svc["spec"]["ports"] if p["name"] == "grpc"), None)
@@ -165,6 +164,10 @@ def check_followers(variant, by_kind, editor_svc, known_env, secrets):
             for f in sorted(given - flags):
                 err(f"{name}: passes {f}, which moke-server does not have")
             follow = [a.split("=", 1)[1] for a in args if a.startswith("--follow=")]
+            for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+                asks_service = c.get(probe, {}).get("grpc", {}).get("service") == "moke.v1.KnowledgeEditor"
+                if asks_service != (probe == "readinessProbe"):
+                    err(f"{name}: {probe} must ask {'the service (the lag)' if probe == 'readinessProbe' else 'the server (a lagging follower is not restarted)'}")
             if follow != [want]:
                 err(f"{name}: must run --follow={want} (the editor's Service and gRPC port), has {follow}")
         svcs = [s for s in by_kind.get("Service", {}).values() if component(s) == "follower"]
@@ -257,73 +260,6 @@ def check(variant, docs, known_env, secrets):
           f"({', '.join(sorted(f'{k}/{n}' for k, v in by_kind.items() for n in v))})")
 
 
-def check_readers(docs, base_docs, known_env, secrets):
-    """deploy/kubernetes/readers: followers of the base editor (moke-server --follow, docs/scaling.md)."""
-    by_kind = {}
-    for d in docs:
-        by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
-    base = {}
-    for d in base_docs:
-        base.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
-    deps = by_kind.get("Deployment", {})
-    if len(deps) != 1:
-        err(f"readers: expected one reader Deployment, found {list(deps)}")
-        return
-    dep = next(iter(deps.values()))
-    pod = dep["spec"]["template"]
-    labels = pod["metadata"]["labels"]
-    if any(labels.get(k) != v for k, v in dep["spec"]["selector"]["matchLabels"].items()):
-        err("readers: selector does not match the pod template labels")
-    ps = pod["spec"]
-    if not ps.get("securityContext", {}).get("runAsNonRoot"):
-        err("readers: the pod must run as a non-root user")
-    if ps.get("enableServiceLinks", True):
-        err("readers: set enableServiceLinks: false")
-    for v in ps.get("volumes", []):
-        if "persistentVolumeClaim" in v:
-            err(f"readers: volume {v['name']} is a PVC; a follower keeps no data (the state is the editor's)")
-        if "configMap" in v and v["configMap"]["name"] not in base.get("ConfigMap", {}):
-            err(f"readers: volume {v['name']} uses ConfigMap {v['configMap']['name']}, which base does not define")
-    editor_svc = next(iter(base.get("Service", {}).values()), None)
-    for c in ps["containers"]:
-        ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
-        env = {e["name"]: e for e in c.get("env", [])}
-        check_env(f"readers container {c['name']}", env, known_env)
-        follow = env.get("MOKE_FOLLOW", {}).get("value", "")
-        if editor_svc is None:
-            err("readers: base has no editor Service to follow")
-        else:
-            grpc_port = next((p["port"] for p in editor_svc["spec"]["ports"] if p["name"] == "grpc"), None)
-            if follow != f"{editor_svc['metadata']['name']}:{grpc_port}":
-                err(f"readers: MOKE_FOLLOW is '{follow}', expected the editor's Service "
-                    f"{editor_svc['metadata']['name']}:{grpc_port}")
-        tok = env.get("MOKE_FOLLOW_TOKEN", {}).get("valueFrom", {}).get("secretKeyRef")
-        if not tok or tok["name"] not in secrets or tok["key"] not in secrets[tok["name"]]:
-            err("readers: MOKE_FOLLOW_TOKEN must come from the Secret the editor's token is in")
-        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-            pr = c.get(probe, {}).get("grpc")
-            if not pr or pr["port"] != ports.get("grpc"):
-                err(f"readers: {c['name']} needs a gRPC {probe} on the gRPC port")
-            elif (pr.get("service") == "moke.v1.KnowledgeEditor") != (probe == "readinessProbe"):
-                err(f"readers: {probe} must ask {'the service (lag)' if probe == 'readinessProbe' else 'the server (liveness)'}")
-        res = c.get("resources", {})
-        for part in ("requests", "limits"):
-            if not {"cpu", "memory"} <= set(res.get(part, {})):
-                err(f"readers: {c['name']} needs cpu and memory {part}")
-    svcs = by_kind.get("Service", {})
-    if len(svcs) != 1:
-        err(f"readers: expected one Service, found {list(svcs)}")
-        return
-    svc = next(iter(svcs.values()))
-    if any(labels.get(k) != v for k, v in svc["spec"]["selector"].items()):
-        err(f"readers: Service {svc['metadata']['name']} does not select the reader pod")
-    for sm in by_kind.get("ServiceMonitor", {}).values():
-        if any(svc["metadata"].get("labels", {}).get(k) != v for k, v in sm["spec"]["selector"]["matchLabels"].items()):
-            err(f"readers: ServiceMonitor {sm['metadata']['name']} does not select Service {svc['metadata']['name']}")
-    print(f"check_manifests: readers: {len(docs)} objects "
-          f"({', '.join(sorted(f'{k}/{n}' for k, v in by_kind.items() for n in v))})")
-
-
 def main():
     known = server_env_names()
     if len(known) < 5:
@@ -332,7 +268,6 @@ def main():
                for d in load(os.path.join(kdir, "base", "secret.yaml")) if d["kind"] == "Secret"}
     for variant in ("base", "gpu", "followers"):
         check(variant, kustomize(os.path.join(kdir, variant)), known, secrets)
-    check_readers(kustomize(os.path.join(kdir, "readers")), kustomize(os.path.join(kdir, "base")), known, secrets)
     # The compose file and the Dockerfiles set MOKE_* too.
     compose = load(os.path.join(root, "deploy", "compose.yaml"))[0]
     for name, svc in compose["services"].items():

@@ -77,9 +77,8 @@ def main():
             procs.append(subprocess.Popen([args.server, *common, "--data-dir", f"{tmp}/editor",
                                            "--port-file", f"{tmp}/editor.port", "--snapshot-every", "0"], env=env))
             editor = wait_for("the editor started", lambda: port_from(f"{tmp}/editor.port"), deadline)
-            procs.append(subprocess.Popen([args.server, *common, "--data-dir", f"{tmp}/follower",
-                                           "--port-file", f"{tmp}/follower.port", "--follow", f"127.0.0.1:{editor}"],
-                                          env=env))
+            procs.append(subprocess.Popen([args.server, *common, "--port-file", f"{tmp}/follower.port",
+                                           "--follow", f"127.0.0.1:{editor}", "--follow-token", token]))
             follower = wait_for("the follower started", lambda: port_from(f"{tmp}/follower.port"), deadline)
 
             lb = free_port()
