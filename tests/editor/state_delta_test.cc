@@ -50,6 +50,12 @@ void ExpectSameState(const KnowledgeView& editor, const KnowledgeView& follower)
   for (size_t k = 0; k < a.experts.taus.size(); ++k) {
     ExpectSameTensor(a.experts.taus[k].bits(), b.experts.taus[k].bits(), "bits " + std::to_string(k));
     ExpectSameTensor(a.experts.taus[k].values(), b.experts.taus[k].values(), "values " + std::to_string(k));
+    // Stored alike: the same code width and slot, and, as on the editor, one code for a group's experts.
+    EXPECT_EQ(a.experts.taus[k].code().bits(), b.experts.taus[k].code().bits()) << "code of expert " << k;
+    EXPECT_EQ(a.experts.taus[k].slot(), b.experts.taus[k].slot()) << "slot of expert " << k;
+    if (k > 0 && a.experts.taus[k].code().SameStorage(a.experts.taus[k - 1].code())) {
+      EXPECT_TRUE(b.experts.taus[k].code().SameStorage(b.experts.taus[k - 1].code())) << "experts " << k - 1 << ", " << k;
+    }
   }
   EXPECT_EQ(a.thresholds, b.thresholds);
   ExpectSameTensor(a.router_w, b.router_w, "router_w");
