@@ -128,9 +128,12 @@ void FollowStreams::Run(Session* s) {
       break;
     }
     if (reactor->cancelled()) break;
+    // Only announced versions: an editor announces a version once it is durable (a restore is
+    // published a moment before its log record is), so a follower never holds one a crash could undo.
+    const uint64_t announced = engine_->AnnouncedVersion();
     std::shared_ptr<const KnowledgeView> view = engine_->CurrentView();
     moke::v1::FollowUpdate update;
-    if (view && (!sent || view->version() != sent->version())) {
+    if (view && view->version() <= announced && (!sent || view->version() != sent->version())) {
       absl::StatusOr<std::string> delta = DiffStates(sent.get(), *view);
       if (!delta.ok()) {
         end = delta.status();
@@ -150,13 +153,13 @@ void FollowStreams::Run(Session* s) {
       sent = std::move(view);
       last_write = std::chrono::steady_clock::now();
     } else if (std::chrono::steady_clock::now() - last_write >= absl::ToChronoNanoseconds(kHeartbeat)) {
-      update.set_editor_version(view ? view->version() : 0);
+      update.set_editor_version(announced);
       if (!reactor->Write(update)) break;
       last_write = std::chrono::steady_clock::now();
     }
     const auto since = std::chrono::steady_clock::now() - last_write;
     const absl::Duration left = kHeartbeat - absl::FromChrono(since);
-    engine_->AwaitVersionChange(sent ? sent->version() : 0, std::max(left, absl::Milliseconds(10)));
+    engine_->AwaitVersionChange(announced, std::max(left, absl::Milliseconds(10)));
   }
   spdlog::info("Follow: stream to {} ended{}", who, end.ok() ? "" : absl::StrCat(": ", end.message()));
   reactor->End(ToGrpcStatus(end));  // the reactor deletes itself once the call is done

@@ -1,5 +1,5 @@
 // The editor's side of Follow (moke.v1.KnowledgeEditor/Follow, docs/scaling.md): per follower, the newest
-// published state as a full delta, then every newer published version as the delta from the last one
+// announced state (published and durable) as a full delta, then every newer one as the delta from the last one
 // sent (core/editor/state_delta.h), in version order (versions published while a delta was being sent
 // are coalesced into the next one), in chunks of kChunkBytes, and a heartbeat with the editor's version
 // when nothing else was sent for a second.

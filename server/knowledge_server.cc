@@ -452,6 +452,11 @@ bool KnowledgeServer::stopping() const {
   return stopping_;
 }
 
+uint64_t KnowledgeServer::AnnouncedVersion() const {
+  absl::MutexLock lock(&mu_);
+  return published_version_;
+}
+
 uint64_t KnowledgeServer::AwaitVersionChange(uint64_t seen, absl::Duration timeout) const {
   absl::MutexLock lock(&mu_);
   auto changed = [this, seen]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return published_version_ != seen || stopping_; };

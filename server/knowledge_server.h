@@ -124,8 +124,11 @@ class KnowledgeServer {
   // The latest published view (the editor's, or the last state a follower published); null before
   // Start(). Cheap.
   std::shared_ptr<const KnowledgeView> CurrentView() const;
-  // Editor: waits until the published version differs from `seen`, the engine stops, or `timeout`
-  // passes; returns the published version. For Follow streams.
+  // The announced version: published and, on an editor, durable (AnnounceVersion runs after the log
+  // append also for restores, which CurrentView() may show a moment earlier).
+  uint64_t AnnouncedVersion() const;
+  // Editor: waits until the announced version differs from `seen`, the engine stops, or `timeout`
+  // passes; returns the announced version. For Follow streams.
   uint64_t AwaitVersionChange(uint64_t seen, absl::Duration timeout) const;
   // True once Shutdown() began.
   bool stopping() const;
