@@ -5,7 +5,9 @@
 //    (d_model 512, d_ff 1376, 8 layers, 8 heads, vocab 32000, untied head; weights stored as BF16 and
 //    run in fp32; ~58M parameters). Timings do not depend on the weights' values.
 // The cached/uncached speed-up is measured in the same run and printed at the end (and as the
-// `speedup_vs_cache` counter of the uncached benchmarks).
+// `speedup_vs_cache` counter of the uncached benchmarks). batch_decode/small/R: R requests decoded together
+// by the BatchDecoder (continuous batching, issue 17), 32 new tokens each; the summary prints its new
+// tokens/s against one request's cached decode of the same length, measured in the same run.
 //
 //   model_benchmark                              # full run (< 60 s on 2 cores)
 //   model_benchmark --benchmark_min_time=0.001   # smoke (ctest model_benchmark_smoke)
@@ -21,6 +23,7 @@
 #include <string>
 
 #include "core/common/process_tuning.h"
+#include "core/model/batch_decode.h"
 #include "core/model/llama_model.h"
 #include "tests/testing/temp_dir.h"
 #include "tools/make_checkpoint/checkpoint_maker.h"
@@ -151,6 +154,41 @@ void BM_Decode(benchmark::State& state, std::string which, bool use_cache) {
   }
 }
 
+// R requests of the same prompt decoded together to 32 new tokens each: BatchDecoder::Start (their
+// prompts in one forward), Join, then Step until every row is done. Items are the new tokens of all rows.
+void BM_BatchDecode(benchmark::State& state, std::string which) {
+  const LlamaModel& m = Model(which);
+  const int rows = static_cast<int>(state.range(0));
+  constexpr int kNew = 32;
+  const auto ids = Prompt(which, m, 16);
+  int64_t tokens = 0;
+  double total = 0;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<BatchDecoder::Request> requests(rows);
+    for (auto& r : requests) {
+      r.prompt_ids = ids;
+      r.max_new_tokens = kNew;
+    }
+    BatchDecoder decoder(m, rows);
+    uint64_t tag = 0;
+    for (DecodeRow& row : BatchDecoder::Start(m, std::move(requests))) {
+      tokens += static_cast<int64_t>(row.generation.tokens.size());
+      if (!row.finished) decoder.Join(std::move(row), tag++);
+    }
+    while (decoder.rows() > 0) {
+      for (const auto& e : decoder.Step()) tokens += e.token >= 0 ? 1 : 0;
+    }
+    total += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  if (tokens != static_cast<int64_t>(state.iterations()) * rows * kNew) {
+    state.SkipWithError("a row stopped early (EOS/BOS): the timing would not compare like with like");
+    return;
+  }
+  Seconds()[absl::StrCat(which, "/batch/", rows)] = total / static_cast<double>(tokens);
+  state.counters["tokens_per_s"] = benchmark::Counter(static_cast<double>(tokens), benchmark::Counter::kIsRate);
+}
+
 void Register() {
   using benchmark::RegisterBenchmark;
   for (const std::string which : {"small", "large"}) {
@@ -168,9 +206,25 @@ void Register() {
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   }
+  RegisterBenchmark("decode_cached/small", BM_Decode, std::string("small"), true)
+      ->Args({16, 32})
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
+  for (int rows : {1, 4, 16}) {
+    RegisterBenchmark("batch_decode/small", BM_BatchDecode, std::string("small"))
+        ->Arg(rows)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  }
 }
 
 void PrintSummary() {
+  auto alone = Seconds().find("small/16+32/cached");
+  for (const auto& [key, per_token] : Seconds()) {
+    if (key.rfind("small/batch/", 0) != 0 || alone == Seconds().end()) continue;
+    std::printf("batched decoding, %s rows: %.0f new tokens/s, %.2fx one request's cached decode (%.0f tokens/s)\n",
+                key.substr(12).c_str(), 1.0 / per_token, (alone->second / 32) / per_token, 32 / alone->second);
+  }
   for (const auto& [key, secs] : Seconds()) {
     const auto slash = key.rfind('/');
     if (key.substr(slash + 1) != "cached") continue;
