@@ -132,7 +132,8 @@ void AskBatcher::Ask(std::shared_ptr<const KnowledgeView> view, const std::strin
   r->done = std::move(done);
   absl::Status s = GuardTorch("ask", [&]() -> absl::Status {
     at::InferenceMode guard;
-    MOKE_ASSIGN_OR_RETURN(r->plan, PlanAsk(r->view->state(), question, max_new_tokens, routing, &d.overrides));
+    MOKE_ASSIGN_OR_RETURN(r->plan, PlanAsk(r->view->state(), question, max_new_tokens, routing, &d.overrides,
+                                            /*keep_prefix=*/true));
     return absl::OkStatus();
   });
   if (!s.ok()) return r->done(s);
@@ -148,7 +149,9 @@ void AskBatcher::Ask(std::shared_ptr<const KnowledgeView> view, const std::strin
 
 void AskBatcher::Impl::Admit(std::vector<std::unique_ptr<Request>> admit) {
   std::vector<BatchDecoder::Request> starts;
-  for (const auto& r : admit) starts.push_back({r->plan.ids, r->plan.limit, r->plan.override, r->budget});
+  for (const auto& r : admit) {
+    starts.push_back({r->plan.ids, r->plan.limit, r->plan.override, r->budget, std::move(r->plan.prefix)});
+  }
   std::vector<DecodeRow> rows;
   absl::Status s = GuardTorch("ask (prompts)", [&] {
     rows = BatchDecoder::Start(model, std::move(starts));

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
+#include "core/editor/activations.h"
 #include "core/editor/knowledge_state.h"
 
 namespace moke {
@@ -44,11 +45,20 @@ absl::StatusOr<std::vector<int64_t>> QuestionTokens(const LlamaModel& m, const s
 }
 
 absl::StatusOr<AskPlan> PlanAsk(const KnowledgeState& state, const std::string& question, int max_new_tokens,
-                                std::optional<Routing> routing, OverrideCache* overrides) {
+                                std::optional<Routing> routing, OverrideCache* overrides, bool keep_prefix) {
   if (max_new_tokens <= 0) max_new_tokens = state.options().max_new_tokens;
   AskPlan plan;
   MOKE_ASSIGN_OR_RETURN(plan.ids, QuestionTokens(state.model(), question));
-  plan.route = state.RouteQuestion(question, plan.ids, routing);  // once per request, kept for every token
+  // Once per request, kept for every token.
+  if (keep_prefix) {
+    const LlamaModel& m = state.model();
+    plan.prefix.layer = state.layer();
+    plan.prefix.split = m.RunToDownProj(at::tensor(plan.ids, m.id_options()).unsqueeze(0), plan.prefix.layer,
+                                        &plan.prefix.cache);
+    plan.route = state.RouteQuestion(question, PromptActivations{plan.ids, plan.prefix.split.a.to(at::kFloat)}, routing);
+  } else {
+    plan.route = state.RouteQuestion(question, plan.ids, routing);
+  }
   if (overrides != nullptr) {
     plan.override = overrides->Get(state, plan.route);
   } else if (std::optional<DownOverride> ov = state.OverrideFor(plan.route)) {

@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "core/editor/editor.h"
+#include "core/model/batch_decode.h"
 #include "core/model/llama_model.h"
 
 namespace moke {
@@ -31,6 +32,7 @@ struct AskPlan {
   std::shared_ptr<const DownOverride> override;  // the route's expert (W_org + tau_k); null: none
   int64_t extent = 0;                            // the held answer's length in tokens (0: not a held fact)
   int limit = 0;                                 // new tokens at most: max_new_tokens, or the extent if fewer
+  PromptPrefix prefix;                           // with keep_prefix: the route's pass, for the decoder to go on from
 };
 
 // Shares one override tensor among the requests routed to the same expert of the same state (so that a
@@ -48,9 +50,12 @@ class OverrideCache {
 // The question's tokens; INVALID_ARGUMENT when they leave no room in the context window.
 absl::StatusOr<std::vector<int64_t>> QuestionTokens(const LlamaModel& model, const std::string& question);
 
-// max_new_tokens <= 0: the editor's default. `overrides` (optional) shares override tensors.
+// max_new_tokens <= 0: the editor's default. `overrides` (optional) shares override tensors. keep_prefix:
+// the prompt's pass up to the edit layer is run whether or not the route needs it, and kept in the plan
+// (BatchDecoder::Start goes on from it); the route is the same either way.
 absl::StatusOr<AskPlan> PlanAsk(const KnowledgeState& state, const std::string& question, int max_new_tokens,
-                                std::optional<Routing> routing, OverrideCache* overrides = nullptr);
+                                std::optional<Routing> routing, OverrideCache* overrides = nullptr,
+                                bool keep_prefix = false);
 
 // The answer of a finished decode of `plan`; CANCELLED / DEADLINE_EXCEEDED when `budget` stopped it.
 absl::StatusOr<AskResult> FinishAsk(const KnowledgeState& state, AskPlan plan, LlamaModel::Generation generation,

@@ -42,6 +42,7 @@ class KnowledgeState {
   explicit KnowledgeState(Parts parts);
 
   uint64_t version() const { return p_.version; }
+  int64_t layer() const { return p_.layer; }
   // Everything it holds (state_delta.h compares and rebuilds states from these).
   const Parts& parts() const { return p_; }
   const LlamaModel& model() const { return *p_.model; }

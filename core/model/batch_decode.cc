@@ -91,11 +91,36 @@ std::vector<DecodeRow> BatchDecoder::Start(const LlamaModel& m, std::vector<Requ
     last[j] = static_cast<int64_t>(p.size()) - 1;
     overrides[j] = rows[run[j]].override.get();
   }
+  // Where the forward starts: at the prefixes' layer when every request brings one at the same layer.
+  // (A row whose override is below that layer needs its prompt run whole.)
+  int64_t from = requests[run[0]].prefix.layer;
+  for (size_t j = 0; j < run.size(); ++j) {
+    const bool fits = requests[run[j]].prefix.layer == from && (overrides[j] == nullptr || overrides[j]->layer >= from);
+    if (!fits) from = -1;
+  }
   KvCache cache;
-  at::Tensor h = m.Embed(at::tensor(ids, m.id_options()).view({n, longest}));  // [n, T, D]
-  for (int64_t l = 0; l < m.config().num_hidden_layers; ++l) {
-    at::Tensor h_mid = m.Attention(h, l, &cache, 0);
-    h = h_mid + DownProduct(m, m.MlpInput(h_mid, l), l, overrides);
+  at::Tensor h;
+  if (from < 0) {
+    h = m.Embed(at::tensor(ids, m.id_options()).view({n, longest}));  // [n, T, D]
+    for (int64_t l = 0; l < m.config().num_hidden_layers; ++l) {
+      at::Tensor h_mid = m.Attention(h, l, &cache, 0);
+      h = h_mid + DownProduct(m, m.MlpInput(h_mid, l), l, overrides);
+    }
+  } else {
+    // The prefixes' h_mid and a, right-padded; then layer `from`'s down-projection and the layers above.
+    const LlamaModel::Split& s0 = requests[run[0]].prefix.split;
+    at::Tensor h_mid = at::zeros({n, longest, s0.h_mid.size(2)}, s0.h_mid.options());
+    at::Tensor a = at::zeros({n, longest, s0.a.size(2)}, s0.a.options());
+    for (int64_t j = 0; j < n; ++j) {
+      const LlamaModel::Split& s = requests[run[j]].prefix.split;
+      h_mid[j].narrow(0, 0, s.h_mid.size(1)).copy_(s.h_mid[0]);
+      a[j].narrow(0, 0, s.a.size(1)).copy_(s.a[0]);
+    }
+    h = h_mid + DownProduct(m, a, from, overrides);
+    for (int64_t l = from + 1; l < m.config().num_hidden_layers; ++l) {
+      at::Tensor hm = m.Attention(h, l, &cache, 0);
+      h = hm + DownProduct(m, m.MlpInput(hm, l), l, overrides);
+    }
   }
   // Each row's last prompt position -> [n, 1, D] -> logits [n, V].
   at::Tensor at_last = at::tensor(last, m.id_options()).view({n, 1, 1}).expand({n, 1, h.size(2)});
@@ -104,11 +129,17 @@ std::vector<DecodeRow> BatchDecoder::Start(const LlamaModel& m, std::vector<Requ
   for (int64_t j = 0; j < n; ++j) {
     DecodeRow& r = rows[run[j]];
     const int64_t length = last[j] + 1;
-    r.cache.k.resize(cache.k.size());
-    r.cache.v.resize(cache.v.size());
-    for (size_t l = 0; l < cache.k.size(); ++l) {
-      r.cache.k[l] = cache.k[l].narrow(0, j, 1).narrow(2, 0, length);  // [1, KV, T_j, hd]
-      r.cache.v[l] = cache.v[l].narrow(0, j, 1).narrow(2, 0, length);
+    const size_t layers = static_cast<size_t>(m.config().num_hidden_layers);
+    r.cache.k.resize(layers);
+    r.cache.v.resize(layers);
+    for (size_t l = 0; l < layers; ++l) {
+      if (static_cast<int64_t>(l) <= from) {  // the prefix's own, [1, KV, T_j, hd]
+        r.cache.k[l] = requests[run[j]].prefix.cache.k[l];
+        r.cache.v[l] = requests[run[j]].prefix.cache.v[l];
+      } else {
+        r.cache.k[l] = cache.k[l].narrow(0, j, 1).narrow(2, 0, length);  // [1, KV, T_j, hd]
+        r.cache.v[l] = cache.v[l].narrow(0, j, 1).narrow(2, 0, length);
+      }
     }
     r.cache.length = length;
     Accept(m, &r, next[j]);

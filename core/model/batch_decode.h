@@ -26,6 +26,14 @@
 
 namespace moke {
 
+// A prompt's pass up to layer `layer`'s down-projection, kept by whoever computed it (an Ask's route runs
+// exactly this), so that its forward goes on from there instead of starting again.
+struct PromptPrefix {
+  int64_t layer = -1;      // -1: none
+  KvCache cache;           // keys and values of layers 0..layer, [1, KV, T, hd]
+  LlamaModel::Split split; // h_mid [1, T, D] and a [1, T, F], the model's dtype
+};
+
 // One request's decoding state. Movable; owned by whoever holds it (the caller, then the decoder).
 struct DecodeRow {
   KvCache cache;                                 // keys/values of the prompt, until Join takes them
@@ -51,9 +59,12 @@ class BatchDecoder {
     int max_new_tokens = 0;
     std::shared_ptr<const DownOverride> override;  // null: the original weights everywhere
     Budget budget;
+    PromptPrefix prefix;  // optional: the prompt's pass up to a layer, to go on from
   };
   // Generate's first step for each request: the prompts' forward (one forward for all of them, right-
-  // padded to the longest; each row with its own override) and each one's first greedy token. A row is
+  // padded to the longest; each row with its own override) and each one's first greedy token. When every
+  // request brings a prefix at the same layer, the forward starts there (the layers below are not run
+  // again). A row is
   // finished when that already ends it (no room, budget spent, EOS, a limit of one token). Rows come back
   // in the order of `requests`.
   static std::vector<DecodeRow> Start(const LlamaModel& model, std::vector<Request> requests);

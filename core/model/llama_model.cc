@@ -334,14 +334,17 @@ at::Tensor LlamaModel::Forward(const at::Tensor& ids, KvCache* cache, const Down
   return Head(h);
 }
 
-LlamaModel::Split LlamaModel::RunToDownProj(const at::Tensor& ids, int64_t layer) const {
+LlamaModel::Split LlamaModel::RunToDownProj(const at::Tensor& ids, int64_t layer, KvCache* cache) const {
   TORCH_CHECK(layer >= 0 && layer < static_cast<int64_t>(layers_.size()), "layer ", layer, " out of range");
   TORCH_CHECK(ids.size(1) <= config_.max_position_embeddings, "sequence exceeds the context window");
   at::NoGradGuard no_grad;
   at::Tensor h = Embed(ids);
-  for (int64_t l = 0; l < layer; ++l) h = Block(h, l);
+  for (int64_t l = 0; l < layer; ++l) {
+    const at::Tensor h_mid = Attention(h, l, cache, 0);
+    h = h_mid + at::linear(MlpInput(h_mid, l), layers_[l].down);
+  }
   Split s;
-  s.h_mid = Attention(h, layer, nullptr, 0);
+  s.h_mid = Attention(h, layer, cache, 0);
   s.a = MlpInput(s.h_mid, layer);
   return s;
 }

@@ -83,7 +83,9 @@ class LlamaModel {
     at::Tensor h_mid;  // [B, T, d_model] residual stream after layer `layer`'s attention
     at::Tensor a;      // [B, T, d_ff]    input of layer `layer`'s down-projection
   };
-  Split RunToDownProj(const at::Tensor& ids, int64_t layer) const;  // runs without autograd
+  // Runs without autograd. With `cache`, it keeps the keys and values of layers 0..layer (positions from 0),
+  // so that a forward can go on from the Split (BatchDecoder::Start with a PromptPrefix).
+  Split RunToDownProj(const at::Tensor& ids, int64_t layer, KvCache* cache = nullptr) const;
   // Logits float32 from a Split, using `down_weight` [d_model, d_ff] for layer `layer`: RunAbove of
   // h_mid + a down_weight^T. Differentiable with respect to `down_weight`.
   at::Tensor RunFromDownProj(const Split& split, int64_t layer, const at::Tensor& down_weight,

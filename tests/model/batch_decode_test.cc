@@ -143,6 +143,53 @@ TEST_F(BatchDecodeTest, SameTokensAsOneByOneWithDifferentOverridesAndLimits) {
   }
 }
 
+// Start goes on from a prompt's pass up to a layer (what an Ask's route runs): the same first tokens and
+// caches as from the prompt, and the same decodes as Generate. A row whose override is below the prefix's
+// layer makes Start run the prompts whole (the prefix was computed with that layer's original weights).
+TEST_F(BatchDecodeTest, StartGoesOnFromAPromptPrefix) {
+  at::InferenceMode guard;
+  const auto overrides = Overrides();
+  for (bool low_override : {false, true}) {
+    std::vector<BatchDecoder::Request> plain, prefixed;
+    std::vector<LlamaModel::Generation> alone;
+    for (size_t i = 0; i < 6; ++i) {
+      BatchDecoder::Request r;
+      r.prompt_ids = model_->EncodePrompt(Prompts()[i]);
+      r.max_new_tokens = 12;
+      if (i % 3 == 1) r.override = overrides[i % 2];           // layer 3
+      if (low_override && i == 2) r.override = overrides[2];  // layer 1
+      alone.push_back(model_->Generate(r.prompt_ids, r.max_new_tokens, r.override.get()));
+      plain.push_back(r);
+      r.prefix.layer = 3;
+      r.prefix.split =
+          model_->RunToDownProj(at::tensor(r.prompt_ids, model_->id_options()).unsqueeze(0), 3, &r.prefix.cache);
+      prefixed.push_back(std::move(r));
+    }
+    std::vector<DecodeRow> a = BatchDecoder::Start(*model_, std::move(plain));
+    std::vector<DecodeRow> b = BatchDecoder::Start(*model_, std::move(prefixed));
+    BatchDecoder decoder(*model_, 6);
+    std::map<uint64_t, std::vector<int64_t>> tokens;
+    for (size_t i = 0; i < b.size(); ++i) {
+      EXPECT_EQ(a[i].generation.tokens, b[i].generation.tokens) << Prompts()[i];
+      ASSERT_EQ(a[i].cache.k.size(), b[i].cache.k.size());
+      for (size_t l = 0; l < a[i].cache.k.size(); ++l) {
+        EXPECT_TRUE(at::allclose(a[i].cache.k[l], b[i].cache.k[l], 1e-4, 1e-5)) << Prompts()[i] << " layer " << l;
+        EXPECT_TRUE(at::allclose(a[i].cache.v[l], b[i].cache.v[l], 1e-4, 1e-5)) << Prompts()[i] << " layer " << l;
+      }
+      tokens[i] = b[i].generation.tokens;
+      if (!b[i].finished) decoder.Join(std::move(b[i]), i);
+    }
+    while (decoder.rows() > 0) {
+      for (const auto& e : decoder.Step()) {
+        if (e.token >= 0) tokens[e.tag].push_back(e.token);
+      }
+    }
+    for (size_t i = 0; i < alone.size(); ++i) {
+      EXPECT_EQ(tokens[i], alone[i].tokens) << Prompts()[i] << (low_override ? " (a row overrides layer 1)" : "");
+    }
+  }
+}
+
 TEST_F(BatchDecodeTest, TokenLimitAndEndOfSequenceAndTheContextWindow) {
   // A prompt that leaves room for 2 tokens in the context window stops there, batched or not.
   std::vector<int64_t> long_prompt = model_->EncodePrompt("Once upon a time");
