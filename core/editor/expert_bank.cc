@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <optional>
 #include <unordered_set>
 
 namespace moke {
@@ -12,14 +13,38 @@ namespace {
 constexpr double kInf = std::numeric_limits<double>::infinity();
 }  // namespace
 
-void ShareGroupCode(std::vector<MaskedTau>* taus, int first, int count) {
-  std::vector<at::Tensor> masks;
-  for (int k = first; k < first + count; ++k) masks.push_back((*taus)[k].Mask());
-  const MaskCode shared = MaskCode::OfDisjointMasks(at::stack(masks));
-  for (int i = 0; i < count; ++i) {
-    auto moved = (*taus)[first + i].OnCode(shared, i + 1);
-    if (moved.ok()) (*taus)[first + i] = *std::move(moved);
+void ShareGroupCode(std::vector<MaskedTau>* taus, int first, int count, const MaskCode* code) {
+  std::vector<MaskedTau>& t = *taus;
+  // Every expert onto `c`; false when some mask is not where `c` says.
+  auto onto = [&](const MaskCode& c) {
+    bool all = true;
+    for (int i = 0; i < count; ++i) {
+      if (t[first + i].code().SameStorage(c) && t[first + i].slot() == i + 1) continue;
+      auto moved = t[first + i].OnCode(c, i + 1);
+      if (moved.ok()) {
+        t[first + i] = *std::move(moved);
+      } else {
+        all = false;
+      }
+    }
+    return all;
+  };
+  if (code != nullptr) {
+    onto(*code);
+    return;
   }
+  auto shared_already = [&]() -> std::optional<MaskCode> {
+    for (int i = 0; i < count; ++i) {
+      for (int j = i + 1; j < count; ++j) {
+        if (t[first + i].code().SameStorage(t[first + j].code())) return t[first + i].code();
+      }
+    }
+    return std::nullopt;
+  };
+  if (std::optional<MaskCode> held = shared_already(); held && onto(*held)) return;
+  std::vector<at::Tensor> masks;
+  for (int k = first; k < first + count; ++k) masks.push_back(t[k].Mask());
+  onto(MaskCode::OfDisjointMasks(at::stack(masks)));
 }
 
 ExpertBank ExpertBank::Create(const EditorOptions& options, at::Tensor w_org, c10::ScalarType dtype) {
@@ -166,12 +191,9 @@ void ExpertBank::Restore(std::vector<MaskedTau> taus, std::vector<double> min_de
       ShareGroupCode(&taus_, first, count);
       continue;
     }
-    pending_ = GroupSlots(g);
+    pending_ = GroupSlots(g);  // disjoint: one code, slot i + 1 for expert i
     pending_group_ = g;
-    for (int i = 0; i < count; ++i) {
-      auto shared = taus_[first + i].OnCode(pending_[i].code, pending_[i].slot);
-      if (shared.ok()) taus_[first + i] = *std::move(shared);
-    }
+    ShareGroupCode(&taus_, first, count, &pending_[0].code);
   }
 }
 

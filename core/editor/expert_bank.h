@@ -32,10 +32,12 @@ struct ServedExperts {
   std::vector<MaskedTau> taus;
 };
 
-// Puts experts [first, first + count) of `taus`, one group with disjoint masks, onto one shared code made
-// from their masks (expert first + i on slot i + 1). Values are untouched; an expert whose mask the code
-// does not give back (masks that overlap) keeps its own code. Exact either way.
-void ShareGroupCode(std::vector<MaskedTau>* taus, int first, int count);
+// Puts experts [first, first + count) of `taus`, one group with disjoint masks, onto one shared code
+// (expert first + i on slot i + 1): `code` when given; else a code two of them share already (the group's,
+// when one changed expert arrives alone: one mask compared, no code built), unless it does not hold the
+// others' masks; else one made from their masks. Values are untouched; an expert whose mask the code does
+// not give back (masks that overlap) keeps its own code. Exact either way.
+void ShareGroupCode(std::vector<MaskedTau>* taus, int first, int count, const MaskCode* code = nullptr);
 
 class ExpertBank {
  public:

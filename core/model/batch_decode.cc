@@ -102,12 +102,8 @@ std::vector<DecodeRow> BatchDecoder::Start(const LlamaModel& m, std::vector<Requ
   at::Tensor h;
   if (from < 0) {
     h = m.Embed(at::tensor(ids, m.id_options()).view({n, longest}));  // [n, T, D]
-    for (int64_t l = 0; l < m.config().num_hidden_layers; ++l) {
-      at::Tensor h_mid = m.Attention(h, l, &cache, 0);
-      h = h_mid + DownProduct(m, m.MlpInput(h_mid, l), l, overrides);
-    }
   } else {
-    // The prefixes' h_mid and a, right-padded; then layer `from`'s down-projection and the layers above.
+    // The prefixes' h_mid and a, right-padded; then layer `from`'s down-projection.
     const LlamaModel::Split& s0 = requests[run[0]].prefix.split;
     at::Tensor h_mid = at::zeros({n, longest, s0.h_mid.size(2)}, s0.h_mid.options());
     at::Tensor a = at::zeros({n, longest, s0.a.size(2)}, s0.a.options());
@@ -117,10 +113,10 @@ std::vector<DecodeRow> BatchDecoder::Start(const LlamaModel& m, std::vector<Requ
       a[j].narrow(0, 0, s.a.size(1)).copy_(s.a[0]);
     }
     h = h_mid + DownProduct(m, a, from, overrides);
-    for (int64_t l = from + 1; l < m.config().num_hidden_layers; ++l) {
-      at::Tensor hm = m.Attention(h, l, &cache, 0);
-      h = hm + DownProduct(m, m.MlpInput(hm, l), l, overrides);
-    }
+  }
+  for (int64_t l = from + 1; l < m.config().num_hidden_layers; ++l) {
+    at::Tensor h_mid = m.Attention(h, l, &cache, 0);
+    h = h_mid + DownProduct(m, m.MlpInput(h_mid, l), l, overrides);
   }
   // Each row's last prompt position -> [n, 1, D] -> logits [n, V].
   at::Tensor at_last = at::tensor(last, m.id_options()).view({n, 1, 1}).expand({n, 1, h.size(2)});

@@ -339,10 +339,7 @@ LlamaModel::Split LlamaModel::RunToDownProj(const at::Tensor& ids, int64_t layer
   TORCH_CHECK(ids.size(1) <= config_.max_position_embeddings, "sequence exceeds the context window");
   at::NoGradGuard no_grad;
   at::Tensor h = Embed(ids);
-  for (int64_t l = 0; l < layer; ++l) {
-    const at::Tensor h_mid = Attention(h, l, cache, 0);
-    h = h_mid + at::linear(MlpInput(h_mid, l), layers_[l].down);
-  }
+  for (int64_t l = 0; l < layer; ++l) h = Block(h, l, cache);
   Split s;
   s.h_mid = Attention(h, layer, cache, 0);
   s.a = MlpInput(s.h_mid, layer);
@@ -373,8 +370,8 @@ at::Tensor LlamaModel::RunAbove(const at::Tensor& h_in, int64_t layer, const at:
   return Head(x);
 }
 
-at::Tensor LlamaModel::Block(const at::Tensor& h, int64_t layer) const {
-  at::Tensor h_mid = Attention(h, layer, nullptr, 0);
+at::Tensor LlamaModel::Block(const at::Tensor& h, int64_t layer, KvCache* cache) const {
+  at::Tensor h_mid = Attention(h, layer, cache, 0);
   return h_mid + at::linear(MlpInput(h_mid, layer), layers_[layer].down);
 }
 

@@ -128,8 +128,8 @@ class LlamaModel {
   at::Tensor Attention(const at::Tensor& h, int64_t layer, KvCache* cache, int64_t pos0) const;
   // The attention heads' output [B, T, H * head_dim], before the output projection.
   at::Tensor AttentionHeads(const at::Tensor& h, int64_t layer, KvCache* cache, int64_t pos0) const;
-  // One whole decoder layer without a cache.
-  at::Tensor Block(const at::Tensor& h, int64_t layer) const;
+  // One whole decoder layer; with `cache`, its keys and values are kept (positions from 0).
+  at::Tensor Block(const at::Tensor& h, int64_t layer, KvCache* cache = nullptr) const;
   at::Tensor MlpInput(const at::Tensor& h_mid, int64_t layer) const;
   at::Tensor Head(const at::Tensor& h) const;
 
