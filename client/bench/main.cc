@@ -65,7 +65,7 @@ absl::Status BuildStreamCommand(const std::string& dataset_path, const std::stri
   }
   std::cerr << "moke-bench: wrote " << stream->edits.size() << " edits (" << options.questions << " questions x "
             << options.answers << " answers, " << DatasetFormatName(dataset->format) << " records "
-            << options.offset << ".." << options.offset + options.questions - 1 << ", seed " << options.seed
+            << options.offset << ".." << stream->edits.back().qid << ", seed " << options.seed
             << ") to " << out << "\nanswer types:";
   for (const auto& [t, n] : types) std::cerr << " " << t << " " << n;
   std::cerr << "\nscope checks (questions with any / prompts):";
@@ -87,7 +87,10 @@ int main(int argc, char** argv) {
   build->add_option("--dataset", dataset, "ZsRE MEND json, or a KnowEdit/WikiCF json (test_cf.json, train_cf.json)")
       ->required();
   build->add_option("--format", format, "auto | zsre | wikicf (= knowedit)")->capture_default_str();
-  build->add_option("-T,--questions", bopt.questions, "T: number of questions (the first T records)")->required();
+  build->add_option("-T,--questions", bopt.questions, "T: number of questions (the first T records that ask distinct facts)")->required();
+  build->add_flag("--edit-restated", bopt.edit_restated,
+                  "edit every record, also one that restates an earlier record's fact in other words with another "
+                  "answer (the paper's layout); by default such a record's wordings are scored as rewordings of the first");
   build->add_option("-P,--answers", bopt.answers, "P: answers per question (1 = LKE)")->capture_default_str();
   build->add_option("--seed", bopt.seed, "seed for the alternative answers")->capture_default_str();
   build->add_option("--offset", bopt.offset, "first record used")->capture_default_str();

@@ -173,15 +173,20 @@ struct QuestionChecks {
   std::vector<std::string> spare;  // the record's own paraphrases not drawn as rewordings (hint candidates)
 };
 
-// Fills the checks of the T edited records (dataset.records[first .. first + T - 1]).
-std::vector<QuestionChecks> ScopeChecks(const Dataset& dataset, size_t first, size_t T, uint64_t seed) {
+// Fills the checks of the T edited records `picked` (SelectFacts); `same_fact[q]` are the records that
+// restate picked[q]'s fact in other words.
+std::vector<QuestionChecks> ScopeChecks(const Dataset& dataset, const std::vector<size_t>& picked,
+                                        const std::vector<std::vector<size_t>>& same_fact, uint64_t seed) {
   const auto& recs = dataset.records;
-  const auto in_stream = [&](size_t i) { return i >= first && i < first + T; };
+  const size_t T = picked.size();
+  std::set<size_t> used(picked.begin(), picked.end());
+  for (const auto& list : same_fact) used.insert(list.begin(), list.end());
+  const auto in_stream = [&](size_t i) { return used.count(i) > 0; };
   std::vector<QuestionChecks> checks(T);
   std::set<std::string> edited_subjects;  // normalized
   std::set<std::string> edited_prompts;   // prompts that must get an edited answer: question, rephrase, rewordings, aliases
   for (size_t q = 0; q < T; ++q) {
-    const DatasetRecord& r = recs[first + q];
+    const DatasetRecord& r = recs[picked[q]];
     QuestionChecks& c = checks[q];
     if (!r.subject.empty()) edited_subjects.insert(NormalizeAnswer(r.subject));
     std::vector<std::string> rewordings;
@@ -195,6 +200,13 @@ std::vector<QuestionChecks> ScopeChecks(const Dataset& dataset, size_t first, si
       for (size_t k = kRewordedPerQuestion; k < rewordings.size(); ++k) c.spare.push_back(rewordings[k]);
     }
     if (rewordings.size() > kRewordedPerQuestion) rewordings.resize(kRewordedPerQuestion);
+    // The same fact asked by other records in other words (ZsRE lists a fact once per wording): not
+    // edited on their own, scored as rewordings of this one.
+    std::set<std::string> have{NormalizeAnswer(r.question), NormalizeAnswer(r.rephrase)};
+    for (const std::string& w : rewordings) have.insert(NormalizeAnswer(w));
+    for (size_t i : same_fact[q])
+      for (const std::string* w : {&recs[i].question, &recs[i].rephrase})
+        if (!w->empty() && have.insert(NormalizeAnswer(*w)).second) rewordings.push_back(*w);
     c.reworded = std::move(rewordings);
     c.aliases.assign(r.aliases.begin(), r.aliases.begin() + std::min(r.aliases.size(), kAliasesPerQuestion));
     for (const std::string* p : {&r.question, &r.rephrase}) edited_prompts.insert(NormalizeAnswer(*p));
@@ -204,7 +216,7 @@ std::vector<QuestionChecks> ScopeChecks(const Dataset& dataset, size_t first, si
   // Prompts that must be left alone never ask for an edited fact (another edited record's question).
   const auto left_alone_ok = [&](const std::string& prompt) { return !edited_prompts.count(NormalizeAnswer(prompt)); };
   for (size_t q = 0; q < T; ++q) {
-    const DatasetRecord& r = recs[first + q];
+    const DatasetRecord& r = recs[picked[q]];
     for (const PromptAnswer& p : r.rel_spec) {
       if (checks[q].rel_spec.size() >= kRelSpecPerQuestion) break;
       if (left_alone_ok(p.prompt)) checks[q].rel_spec.push_back(p);
@@ -226,7 +238,7 @@ std::vector<QuestionChecks> ScopeChecks(const Dataset& dataset, size_t first, si
     if (!recs[i].relation.empty()) by_relation[recs[i].relation].push_back(i);
   std::set<size_t> hard_loc_sources;
   for (size_t q = 0; q < T; ++q) {
-    const DatasetRecord& r = recs[first + q];
+    const DatasetRecord& r = recs[picked[q]];
     auto it = by_relation.find(r.relation);
     if (r.relation.empty() || it == by_relation.end()) continue;
     std::vector<size_t> pool;
@@ -247,7 +259,7 @@ std::vector<QuestionChecks> ScopeChecks(const Dataset& dataset, size_t first, si
   // Every prompt scored anywhere in the stream; hints must avoid all of them.
   std::set<std::string> scored;
   for (size_t q = 0; q < T; ++q) {
-    const DatasetRecord& r = recs[first + q];
+    const DatasetRecord& r = recs[picked[q]];
     const QuestionChecks& c = checks[q];
     for (const std::string* p : {&r.question, &r.rephrase, &r.loc})
       if (!p->empty()) scored.insert(NormalizeAnswer(*p));
@@ -272,13 +284,61 @@ std::vector<QuestionChecks> ScopeChecks(const Dataset& dataset, size_t first, si
     }
   }
   for (size_t q = 0; q < T; ++q) {
-    SplitMix64 rng = QuestionRng(seed, recs[first + q].index, kHintSalt);
+    SplitMix64 rng = QuestionRng(seed, recs[picked[q]].index, kHintSalt);
     checks[q].hint_unrelated = Draw(hint_pool, kHintsPerQuestion, rng);
   }
   return checks;
 }
 
+// The fact a record asks: its subject and each of its true answers (normalised). Two records about the
+// same subject with a true answer in common ask the same fact, however worded ("Which corporation
+// created USS Leedstown (APA-56)?" / "What company made USS Leedstown (APA-56)?", both "Bethlehem
+// Steel"). A record without a subject or true answers is its own fact.
+std::vector<std::string> FactKeys(const DatasetRecord& r) {
+  std::vector<std::string> keys;
+  const std::string subject = NormalizeAnswer(r.subject);
+  if (subject.empty()) return keys;
+  for (const std::string& a : r.true_answers)
+    if (std::string n = NormalizeAnswer(a); !n.empty()) keys.push_back(absl::StrCat(subject, "\x1f", n));
+  return keys;
+}
+
 }  // namespace
+
+absl::StatusOr<std::vector<size_t>> SelectFacts(const Dataset& dataset, int64_t offset, int questions,
+                                                std::vector<std::vector<size_t>>* same_fact) {
+  std::vector<size_t> picked;
+  same_fact->clear();
+  std::map<std::string, size_t> owner;  // fact key -> position in `picked`
+  size_t i = static_cast<size_t>(offset);
+  for (; i < dataset.records.size() && static_cast<int>(picked.size()) < questions; ++i) {
+    const std::vector<std::string> keys = FactKeys(dataset.records[i]);
+    int64_t q = -1;
+    for (const std::string& k : keys)
+      if (auto it = owner.find(k); it != owner.end()) q = static_cast<int64_t>(it->second);
+    if (q >= 0) {
+      (*same_fact)[static_cast<size_t>(q)].push_back(i);
+      continue;
+    }
+    for (const std::string& k : keys) owner.emplace(k, picked.size());
+    picked.push_back(i);
+    same_fact->emplace_back();
+  }
+  if (static_cast<int>(picked.size()) < questions)
+    return absl::InvalidArgumentError(absl::StrCat("the dataset has ", picked.size(), " distinct facts from record ",
+                                                   offset, "; cannot take ", questions,
+                                                   " questions (--edit-restated edits every record)"));
+  // Records after the last one picked that restate a picked fact are its rewordings too.
+  for (; i < dataset.records.size(); ++i) {
+    for (const std::string& k : FactKeys(dataset.records[i])) {
+      if (auto it = owner.find(k); it != owner.end()) {
+        (*same_fact)[it->second].push_back(i);
+        break;
+      }
+    }
+  }
+  return picked;
+}
 
 absl::StatusOr<DatasetFormat> ParseDatasetFormat(absl::string_view name) {
   if (name == "auto") return DatasetFormat::kAuto;
@@ -377,6 +437,15 @@ absl::StatusOr<EditStream> BuildStream(const Dataset& dataset, const BuildOption
   if (options.offset + static_cast<int64_t>(options.questions) > n)
     return absl::InvalidArgumentError(absl::StrCat("the dataset has ", n, " records; cannot take ", options.questions,
                                                    " questions from record ", options.offset));
+  std::vector<std::vector<size_t>> same_fact;
+  absl::StatusOr<std::vector<size_t>> picked = std::vector<size_t>{};
+  if (options.edit_restated) {  // every record its own question, as the paper's T = 1000 ZsRE runs
+    for (int q = 0; q < options.questions; ++q) picked->push_back(static_cast<size_t>(options.offset + q));
+    same_fact.resize(picked->size());
+  } else {
+    picked = SelectFacts(dataset, options.offset, options.questions, &same_fact);
+    if (!picked.ok()) return picked.status();
+  }
 
   // Candidate pools of other records' targets, deduplicated by normalized text, in dataset order.
   std::map<std::pair<AnswerType, std::string>, std::vector<size_t>> by_relation;
@@ -401,7 +470,7 @@ absl::StatusOr<EditStream> BuildStream(const Dataset& dataset, const BuildOption
   const int P = options.answers;
   std::vector<std::vector<std::string>> answers(T);
   for (int q = 0; q < T; ++q) {
-    const size_t ri = static_cast<size_t>(options.offset + q);
+    const size_t ri = (*picked)[static_cast<size_t>(q)];
     const DatasetRecord& r = dataset.records[ri];
     std::vector<std::string>& list = answers[q];
     list.push_back(r.target);  // the record's own new target first (what WISE's LKE runs edit)
@@ -434,13 +503,13 @@ absl::StatusOr<EditStream> BuildStream(const Dataset& dataset, const BuildOption
   }
 
   const std::vector<QuestionChecks> checks =
-      ScopeChecks(dataset, static_cast<size_t>(options.offset), static_cast<size_t>(T), options.seed);
+      ScopeChecks(dataset, *picked, same_fact, options.seed);
   EditStream stream;
   stream.name = options.name;
   int64_t step = 0;
   for (int round = 0; round < P; ++round) {  // P rounds over the T questions
     for (int q = 0; q < T; ++q) {
-      const DatasetRecord& r = dataset.records[static_cast<size_t>(options.offset + q)];
+      const DatasetRecord& r = dataset.records[(*picked)[static_cast<size_t>(q)]];
       StreamEdit e;
       e.step = ++step;
       e.qid = std::to_string(r.index);

@@ -1,6 +1,12 @@
 // Builds LKE and sLKE edit streams from the shared ZsRE and WikiCF files (see docs/streams.md).
 //
-// LKE: the first T records in order, one edit each (P = 1). sLKE: the same T questions, P answers each:
+// LKE: the first T records in order that ask distinct facts, one edit each (P = 1). A record that asks
+// the same fact as an earlier one (the same subject and a true answer in common: ZsRE lists a fact once
+// per wording, each with its own new target) is not edited: a service must answer every wording of a
+// fact with its latest edit, so two wordings edited to two answers cannot both be right. Its question
+// and rephrase are scored as `reworded` prompts of the fact's first record (SelectFacts). With
+// edit_restated, every record from the offset is its own question (the layout of the paper's ZsRE runs;
+// ZsRE MEND has 743 distinct facts in 1,037 records). sLKE: the same T questions, P answers each:
 // the record's own new target first, then P - 1 alternatives drawn (seeded) from other records' targets
 // of the same answer type (answer_type.h), preferring the same relation (RelationKey), never one of the
 // record's true answers, never a duplicate. Edits are ordered in P rounds over the T questions, so a
@@ -11,7 +17,8 @@
 //   hard_loc        up to kHardLocPerQuestion questions of other records with the same relation key, from
 //                   records outside the edited set whose subject is no edited record's subject;
 //   reworded        up to kRewordedPerQuestion form-changing rewordings (the record's own paraphrase list,
-//                   e.g. WikiCF generate_prompt, else the rules of rewording.h);
+//                   e.g. WikiCF generate_prompt, else the rules of rewording.h), then the question and
+//                   rephrase of every record that restates the fact;
 //   paraphrases     up to kParaphrasesPerQuestion more items of the record's own paraphrase list (hints;
 //                   never from the rules, never one that is scored);
 //   rel_spec        up to kRelSpecPerQuestion locality.Relation_Specificity entries (KnowEdit records);
@@ -80,11 +87,17 @@ struct BuildOptions {
   int questions = 10;    // T
   int answers = 1;       // P (1 = LKE)
   uint64_t seed = 0;
-  int offset = 0;        // first record used (records offset .. offset + T - 1)
+  int offset = 0;        // first record used
+  bool edit_restated = false;  // true: records that restate an earlier record's fact are edited too
   std::string name;      // the stream's name
 };
 
 absl::StatusOr<EditStream> BuildStream(const Dataset& dataset, const BuildOptions& options);
+
+// The first `questions` records from `offset` that ask distinct facts (indexes into dataset.records), and
+// for each, the records of the whole file that restate its fact (`same_fact`, in file order).
+absl::StatusOr<std::vector<size_t>> SelectFacts(const Dataset& dataset, int64_t offset, int questions,
+                                                std::vector<std::vector<size_t>>* same_fact);
 
 // Deterministic, platform-independent generator (SplitMix64) so that a seed gives the same stream
 // everywhere (std:: distributions are implementation-defined).

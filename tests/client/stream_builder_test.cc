@@ -45,11 +45,12 @@ TEST(StreamBuilderTest, ZsreIsReadInFull) {
   EXPECT_EQ(ds.records[0].loc_ans, "The String");
 }
 
-TEST(StreamBuilderTest, LkeIsTheFirstTRecordsInOrder) {
+TEST(StreamBuilderTest, LkeIsTheFirstTRecordsInOrderWithEditRestated) {
   MOKE_REQUIRE_SHARED(kZsre);
   BuildOptions opt;
   opt.questions = 50;
   opt.answers = 1;
+  opt.edit_restated = true;
   auto s = BuildStream(Zsre(), opt);
   ASSERT_TRUE(s.ok()) << s.status();
   ASSERT_EQ(s->edits.size(), 50u);
@@ -66,6 +67,59 @@ TEST(StreamBuilderTest, LkeIsTheFirstTRecordsInOrder) {
   }
 }
 
+// A fact asked in two wordings with two new targets (as ZsRE MEND lists "Which corporation created USS
+// Leedstown (APA-56)?" and "What company made USS Leedstown (APA-56)?", both "Bethlehem Steel") is edited
+// once; the other wording is scored as its rewording. Needs no shared data.
+TEST(StreamBuilderTest, ARestatedFactIsEditedOnceAndItsWordingsAreRewordings) {
+  const std::string json = R"([
+    {"src": "Which corporation created Ship One?", "alt": "Acme", "answers": ["Bethlehem Steel"],
+     "rephrase": "Which company built Ship One?", "loc": "nq question: a", "loc_ans": "x", "subject": "Ship One"},
+    {"src": "Where was Ann Lee born?", "alt": "Paris", "answers": ["Leeds"],
+     "rephrase": "What is the birthplace of Ann Lee?", "loc": "nq question: b", "loc_ans": "y", "subject": "Ann Lee"},
+    {"src": "What company made Ship One?", "alt": "Globex", "answers": ["bethlehem steel"],
+     "rephrase": "Ship One's manufacturer was who?", "loc": "nq question: c", "loc_ans": "z", "subject": "Ship One"},
+    {"src": "When was Ship One launched?", "alt": "1950", "answers": ["1943"],
+     "rephrase": "In what year was Ship One launched?", "loc": "nq question: d", "loc_ans": "w", "subject": "Ship One"},
+    {"src": "Who built Ship One?", "alt": "Initech", "answers": ["Bethlehem Steel"],
+     "rephrase": "Which company built Ship One?", "loc": "nq question: e", "loc_ans": "v", "subject": "Ship One"}
+  ])";
+  auto ds = ParseDataset(json, "mini.json", DatasetFormat::kAuto);
+  ASSERT_TRUE(ds.ok()) << ds.status();
+  std::vector<std::vector<size_t>> same;
+  auto picked = SelectFacts(*ds, 0, 3, &same);
+  ASSERT_TRUE(picked.ok()) << picked.status();
+  // Record 2 restates record 0 (same subject, same true answer up to case); record 3 is another fact of
+  // the same subject; record 4, past the last one picked, restates record 0 too.
+  EXPECT_EQ(*picked, (std::vector<size_t>{0, 1, 3}));
+  EXPECT_EQ(same, (std::vector<std::vector<size_t>>{{2, 4}, {}, {}}));
+
+  BuildOptions opt;
+  opt.questions = 3;
+  auto s = BuildStream(*ds, opt);
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_EQ(s->edits.size(), 3u);
+  EXPECT_EQ(s->edits[0].qid, "0");
+  EXPECT_EQ(s->edits[1].qid, "1");
+  EXPECT_EQ(s->edits[2].qid, "3");
+  const std::vector<std::string>& w = s->edits[0].reworded;
+  for (const char* restated : {"What company made Ship One?", "Ship One's manufacturer was who?", "Who built Ship One?"})
+    EXPECT_EQ(std::count(w.begin(), w.end(), restated), 1) << restated;
+  // Record 4's rephrase is record 0's own: scored once, as Gen.
+  EXPECT_EQ(std::count(w.begin(), w.end(), "Which company built Ship One?"), 0);
+  for (const std::string& p : s->edits[2].reworded) EXPECT_EQ(p.find("company"), std::string::npos) << p;
+
+  opt.questions = 4;  // three distinct facts only
+  auto too_many = BuildStream(*ds, opt);
+  ASSERT_EQ(too_many.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(too_many.status().message()).find("3 distinct facts"), std::string::npos) << too_many.status();
+  opt.edit_restated = true;  // every record its own question
+  auto all = BuildStream(*ds, opt);
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_EQ(all->edits.size(), 4u);
+  EXPECT_EQ(all->edits[2].qid, "2");
+  for (const std::string& p : all->edits[0].reworded) EXPECT_NE(p, "What company made Ship One?");
+}
+
 TEST(StreamBuilderTest, SlkeHasPDistinctAnswersNoneTheTrueAnswer) {
   MOKE_REQUIRE_SHARED(kZsre);
   constexpr int T = 125, P = 8;
@@ -79,8 +133,9 @@ TEST(StreamBuilderTest, SlkeHasPDistinctAnswersNoneTheTrueAnswer) {
   std::map<std::string, std::vector<const StreamEdit*>> by_q;
   for (size_t i = 0; i < s->edits.size(); ++i) {
     const StreamEdit& e = s->edits[i];
-    // P rounds over the T questions.
-    EXPECT_EQ(e.qid, std::to_string(i % T));
+    // P rounds over the T questions, in record order.
+    EXPECT_EQ(e.qid, s->edits[i % T].qid);
+    if (i > 0 && i < static_cast<size_t>(T)) EXPECT_LT(std::stoul(s->edits[i - 1].qid), std::stoul(e.qid));
     EXPECT_EQ(e.final, i >= static_cast<size_t>(T * (P - 1)));
     by_q[e.qid].push_back(&e);
   }
@@ -150,9 +205,12 @@ TEST(StreamBuilderTest, SameSeedSameStreamDifferentSeedDifferentStream) {
   opt.questions = 10;
   auto small = BuildStream(Zsre(), opt);
   ASSERT_TRUE(small.ok());
+  std::map<std::string, size_t> position;  // a question's place in a round of the 30-question stream
+  for (size_t i = 0; i < 30; ++i) position[a->edits[i].qid] = i;
   for (const StreamEdit& e : small->edits) {
     const size_t round = static_cast<size_t>((e.step - 1) / 10);
-    EXPECT_EQ(e.answer, a->edits[round * 30 + std::stoul(e.qid)].answer);
+    ASSERT_TRUE(position.count(e.qid)) << e.qid;
+    EXPECT_EQ(e.answer, a->edits[round * 30 + position[e.qid]].answer);
   }
 }
 
@@ -211,15 +269,20 @@ TEST(StreamBuilderTest, WikiCfTestAndTrain) {
 
 // The scope checks of a built stream against the dataset it came from: hard_loc only from records outside
 // the edited set, of the same relation, about subjects never edited; hints only from records that are
-// neither edited nor hard_loc sources. Returns the number of questions with hard_loc and with reworded.
-std::pair<int, int> CheckScope(const Dataset& ds, const EditStream& s, size_t T) {
+// neither edited nor hard_loc sources; rewordings past kRewordedPerQuestion only the wordings of records
+// that restate the fact. Returns the number of questions with hard_loc and with reworded.
+std::pair<int, int> CheckScope(const Dataset& ds, const EditStream& s) {
   std::map<std::string, std::vector<size_t>> by_question, by_loc;
   for (size_t i = 0; i < ds.records.size(); ++i) {
     by_question[ds.records[i].question].push_back(i);
     by_loc[ds.records[i].loc].push_back(i);
   }
   std::set<std::string> edited_subjects;
-  for (size_t i = 0; i < T; ++i) edited_subjects.insert(NormalizeAnswer(ds.records[i].subject));
+  for (const StreamEdit& e : s.edits) edited_subjects.insert(NormalizeAnswer(ds.records[std::stoul(e.qid)].subject));
+  // Records about an edited subject are edited or restate an edited fact.
+  std::set<size_t> edited;
+  for (size_t i = 0; i < ds.records.size(); ++i)
+    if (edited_subjects.count(NormalizeAnswer(ds.records[i].subject))) edited.insert(i);
   std::set<size_t> sources;
   int with_hard_loc = 0, with_reworded = 0;
   for (const StreamQuestion& q : StreamQuestions(s)) {
@@ -228,7 +291,16 @@ std::pair<int, int> CheckScope(const Dataset& ds, const EditStream& s, size_t T)
     with_hard_loc += !e.hard_loc.empty();
     with_reworded += !e.reworded.empty();
     EXPECT_LE(e.hard_loc.size(), kHardLocPerQuestion);
-    EXPECT_LE(e.reworded.size(), kRewordedPerQuestion);
+    for (size_t k = kRewordedPerQuestion; k < e.reworded.size(); ++k) {
+      bool restated = false;  // another record's question or rephrase, same subject, a true answer in common
+      for (const DatasetRecord& o : ds.records) {
+        if (o.index == r.index || (o.question != e.reworded[k] && o.rephrase != e.reworded[k])) continue;
+        for (const std::string& a : o.true_answers)
+          restated |= NormalizeAnswer(o.subject) == NormalizeAnswer(r.subject) &&
+                      std::count(r.true_answers.begin(), r.true_answers.end(), a) > 0;
+      }
+      EXPECT_TRUE(restated) << "qid " << e.qid << ": " << e.reworded[k];
+    }
     for (const PromptAnswer& h : e.hard_loc) {
       // Some record outside the stream, of the same relation, asks it, with that true answer; no record
       // asking it is about an edited subject.
@@ -236,7 +308,7 @@ std::pair<int, int> CheckScope(const Dataset& ds, const EditStream& s, size_t T)
       for (size_t i : by_question[h.prompt]) {
         const DatasetRecord& o = ds.records[i];
         EXPECT_FALSE(edited_subjects.count(NormalizeAnswer(o.subject))) << h.prompt;
-        if (i >= T && o.relation == r.relation && o.true_answers[0] == h.answer) {
+        if (!edited.count(i) && o.relation == r.relation && o.true_answers[0] == h.answer) {
           found = true;
           sources.insert(i);
         }
@@ -248,7 +320,7 @@ std::pair<int, int> CheckScope(const Dataset& ds, const EditStream& s, size_t T)
     for (const std::string& h : e.hint_unrelated) {
       EXPECT_TRUE(by_loc.count(h)) << h;
       bool allowed = false;
-      for (size_t i : by_loc[h]) allowed |= i >= T && !sources.count(i);
+      for (size_t i : by_loc[h]) allowed |= !edited.count(i) && !sources.count(i);
       EXPECT_TRUE(allowed) << h;
     }
   }
@@ -261,11 +333,11 @@ TEST(StreamBuilderTest, ZsreScopeChecks) {
   opt.questions = 100;
   auto s = BuildStream(Zsre(), opt);
   ASSERT_TRUE(s.ok()) << s.status();
-  const auto [with_hard_loc, with_reworded] = CheckScope(Zsre(), *s, 100);
-  // Measured on the shared file (docs/streams.md): 73 of the first 100 questions share their template
-  // with a record outside them; the rules reword 62.
+  const auto [with_hard_loc, with_reworded] = CheckScope(Zsre(), *s);
+  // Measured on the shared file (docs/streams.md): 73 of the first 100 distinct facts share their template
+  // with a record outside them; 66 have rewordings (the rules', or a record restating the fact).
   EXPECT_EQ(with_hard_loc, 73);
-  EXPECT_EQ(with_reworded, 62);
+  EXPECT_EQ(with_reworded, 66);
   for (const StreamEdit& e : s->edits) {
     EXPECT_TRUE(e.paraphrases.empty());  // ZsRE has nothing to send but the scored rephrase
     EXPECT_EQ(e.hint_unrelated.size(), 1u);
@@ -284,7 +356,7 @@ TEST(StreamBuilderTest, WikiCfScopeChecksFromGenerate10) {
   opt.seed = 1;
   auto s = BuildStream(*ds, opt);
   ASSERT_TRUE(s.ok()) << s.status();
-  const auto [with_hard_loc, with_reworded] = CheckScope(*ds, *s, 25);
+  const auto [with_hard_loc, with_reworded] = CheckScope(*ds, *s);
   EXPECT_EQ(with_hard_loc, 25);
   EXPECT_EQ(with_reworded, 25);
   for (const StreamQuestion& q : StreamQuestions(*s)) {
