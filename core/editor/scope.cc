@@ -32,28 +32,33 @@ bool Better(const FactMatch& a, const FactMatch& b) {
   return a.subject + a.relation > b.subject + b.relation;
 }
 
-// MatchFact with the prompt's trigrams (`prompt` = Trigrams(query.text)) computed by the caller.
+// MatchFact with the prompt's trigrams (`prompt` = Trigrams(query.text)) and words (WordsOf) computed by
+// the caller.
 FactMatch MatchFact(const FactKey& key, const ScopeQuery& query, const std::vector<uint32_t>& prompt,
-                    const ScopeThresholds& t) {
+                    const PromptWords& words, const ScopeThresholds& t) {
   FactMatch best;
   if (key.names.empty()) {  // no subject: the wording itself, closely
     best.subject = Dice(key.question_trigrams, prompt);
     best.in_scope = best.subject >= t.wording_min;
     return best;
   }
-  bool near = false;
-  for (const auto& n : key.name_trigrams) near = near || Containment(n, prompt) >= std::min(t.alias_min, t.subject_min) / 2;
-  if (!near) return best;
-  // The fact's own template word for word: the subject may be spelled otherwise.
+  // The fact's own template word for word: the subject may be spelled otherwise, even with few trigrams
+  // in common (NameVariant: "RFK").
   for (const RelationKey& r : key.relations) {
-    TextSpan span = AlignToTemplate(query.text, r.words);
+    TextSpan span = AlignToTemplate(query.text, words, r.words);
     if (span.empty()) continue;
-    const double s = BestNameScore(key, query.text.substr(span.begin, span.end - span.begin));
+    const std::string name = query.text.substr(span.begin, span.end - span.begin);
+    double s = BestNameScore(key, name);
+    for (size_t i = 0; s < t.alias_min && i < key.names.size(); ++i)
+      if (SameNumbers(key.names[i], name) && NameVariant(key.names[i], name)) s = t.alias_min;
     if (s >= t.alias_min && s > best.subject) {
       best = FactMatch{true, true, s, 1.0, span};
     }
   }
   if (best.in_scope) return best;
+  bool near = false;
+  for (const auto& n : key.name_trigrams) near = near || Containment(n, prompt) >= std::min(t.alias_min, t.subject_min) / 2;
+  if (!near) return best;
   // A rewording: find the subject, then compare what is asked.
   TextSpan span;
   for (size_t i = 0; i < key.names.size(); ++i) {
@@ -64,10 +69,10 @@ FactMatch MatchFact(const FactKey& key, const ScopeQuery& query, const std::vect
   best.subject = span.score;
   best.span = span;
   if (span.score < t.subject_min) return best;
-  const std::vector<std::string> words = TemplateWords(query.text, span);
+  const std::vector<std::string> asked = TemplateWords(query.text, span);
   at::Tensor q;
   for (const RelationKey& r : key.relations) {
-    const RelationVerdict v = CompareRelations(r.words, words);
+    const RelationVerdict v = CompareRelations(r.words, asked);
     if (v == RelationVerdict::kDifferent) continue;
     if (!q.defined()) q = query.relation_key(span);
     const double cos = at::dot(q, r.key).item<double>();
@@ -85,14 +90,15 @@ FactMatch MatchFact(const FactKey& key, const ScopeQuery& query, const std::vect
 }  // namespace
 
 FactMatch MatchFact(const FactKey& key, const ScopeQuery& query, const ScopeThresholds& t) {
-  return MatchFact(key, query, Trigrams(query.text), t);
+  return MatchFact(key, query, Trigrams(query.text), WordsOf(query.text), t);
 }
 
 ScopeDecision DecideScope(const std::vector<const FactKey*>& facts, const ScopeQuery& query,
                           const ScopeThresholds& t) {
-  // What depends only on the prompt is computed once, not once per held fact: its trigrams, and its
+  // What depends only on the prompt is computed once, not once per held fact: its trigrams and words, and its
   // relation key for each subject span a fact found in it (one model pass each).
   const std::vector<uint32_t> prompt = Trigrams(query.text);
+  const PromptWords words = WordsOf(query.text);
   std::map<std::pair<size_t, size_t>, at::Tensor> keys;
   const ScopeQuery once{query.text, [&](const TextSpan& s) {
                           at::Tensor& k = keys[{s.begin, s.end}];
@@ -101,7 +107,7 @@ ScopeDecision DecideScope(const std::vector<const FactKey*>& facts, const ScopeQ
                         }};
   ScopeDecision d;
   for (size_t i = 0; i < facts.size(); ++i) {
-    FactMatch m = MatchFact(*facts[i], once, prompt, t);
+    FactMatch m = MatchFact(*facts[i], once, prompt, words, t);
     if (m.in_scope) {
       if (d.index < 0 || Better(m, d.match)) {
         d.index = static_cast<int64_t>(i);

@@ -2,14 +2,21 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
+#include <map>
 #include <set>
 #include <string_view>
+#include <vector>
 
 namespace moke {
 
 namespace {
 
 bool IsAsciiAlnum(unsigned char c) { return std::isalnum(c) != 0; }
+
+bool Subset(const std::set<std::string>& a, const std::set<std::string>& b) {
+  return std::includes(b.begin(), b.end(), a.begin(), a.end());
+}
 
 // Words of `s` as byte ranges (split on ASCII whitespace).
 std::vector<TextSpan> Words(const std::string& s) {
@@ -71,13 +78,45 @@ std::string Lower(std::string s) {
   return s;
 }
 
+// The Latin letter without its marks, lower case, of U+00C0 + i for i in [0, 192) (Latin-1 Supplement and
+// Latin Extended-A); nullptr for the two signs among them (x, /).
+const char* FoldLatin(uint32_t i) {
+  static const char* const kFold[192] = {
+      "a", "a", "a", "a", "a", "a", "ae", "c", "e", "e", "e", "e", "i", "i", "i", "i",  // U+00C0
+      "d", "n", "o", "o", "o", "o", "o", nullptr, "o", "u", "u", "u", "u", "y", "th", "ss",
+      "a", "a", "a", "a", "a", "a", "ae", "c", "e", "e", "e", "e", "i", "i", "i", "i",  // U+00E0
+      "d", "n", "o", "o", "o", "o", "o", nullptr, "o", "u", "u", "u", "u", "y", "th", "y",
+      "a", "a", "a", "a", "a", "a", "c", "c", "c", "c", "c", "c", "c", "c", "d", "d",  // U+0100
+      "d", "d", "e", "e", "e", "e", "e", "e", "e", "e", "e", "e", "g", "g", "g", "g",
+      "g", "g", "g", "g", "h", "h", "h", "h", "i", "i", "i", "i", "i", "i", "i", "i",  // U+0120
+      "i", "i", "ij", "ij", "j", "j", "k", "k", "k", "l", "l", "l", "l", "l", "l", "l",
+      "l", "l", "l", "n", "n", "n", "n", "n", "n", "n", "n", "n", "o", "o", "o", "o",  // U+0140
+      "o", "o", "oe", "oe", "r", "r", "r", "r", "r", "r", "s", "s", "s", "s", "s", "s",
+      "s", "s", "t", "t", "t", "t", "t", "t", "u", "u", "u", "u", "u", "u", "u", "u",  // U+0160
+      "u", "u", "u", "u", "w", "w", "y", "y", "y", "z", "z", "z", "z", "z", "z", "s"};
+  return i < 192 ? kFold[i] : nullptr;
+}
+
 }  // namespace
 
 std::string NormalizeForMatch(const std::string& s) {
   std::string out;
   out.reserve(s.size());
-  for (unsigned char c : s) {
+  for (size_t k = 0; k < s.size(); ++k) {
+    const unsigned char c = static_cast<unsigned char>(s[k]);
     if (c >= 0x80) {
+      // A Latin letter with marks (two bytes, U+00C0..U+017F) is its base letter: "Räikkönen" matches
+      // "Raikkonen". Other bytes are kept as they are.
+      if (c >= 0xC3 && c <= 0xC5 && k + 1 < s.size() && (static_cast<unsigned char>(s[k + 1]) & 0xC0) == 0x80) {
+        const uint32_t cp = ((c & 0x1Fu) << 6) | (static_cast<unsigned char>(s[k + 1]) & 0x3Fu);
+        if (cp >= 0xC0) {
+          if (const char* base = FoldLatin(cp - 0xC0)) {
+            out += base;
+            ++k;
+            continue;
+          }
+        }
+      }
       out.push_back(static_cast<char>(c));
     } else if (IsAsciiAlnum(c)) {
       out.push_back(static_cast<char>(std::tolower(c)));
@@ -127,6 +166,44 @@ double Dice(const std::vector<uint32_t>& a, const std::vector<uint32_t>& b) {
 }
 
 size_t WordCount(const std::string& s) { return Words(s).size(); }
+
+bool NameVariant(const std::string& name, const std::string& text) {
+  std::vector<std::string> nw, tw;
+  for (const TextSpan& w : Words(name))
+    if (std::string n = NormalizeForMatch(name.substr(w.begin, w.end - w.begin)); !n.empty()) nw.push_back(n);
+  for (const TextSpan& w : Words(text))
+    if (std::string n = NormalizeForMatch(text.substr(w.begin, w.end - w.begin)); !n.empty()) tw.push_back(n);
+  if (nw.empty() || tw.empty()) return false;
+  // Initials: capitals standing for the name's words ("RFK", "R.F.K.").
+  std::string caps;
+  bool only_caps = true;
+  for (unsigned char c : text) {
+    if (std::isupper(c)) caps.push_back(static_cast<char>(c));
+    else if (c != '.' && !std::isspace(c)) only_caps = false;
+  }
+  if (only_caps && caps.size() >= 2 && caps.size() == nw.size()) {
+    bool initials = true;
+    for (size_t i = 0; i < nw.size(); ++i) initials = initials && std::toupper(static_cast<unsigned char>(nw[i][0])) == caps[i];
+    if (initials) return true;
+  }
+  // The name before a comma: "Prince Harry" for "Prince Harry, Duke of Sussex".
+  if (const size_t comma = name.find(','); comma != std::string::npos && tw.size() >= 2 &&
+      NormalizeForMatch(name.substr(0, comma)) == NormalizeForMatch(text))
+    return true;
+  // The same last word (a family name, the head of a name), and the rest one name's words within the
+  // other's ("Ida" / "Hurricane Ida"), or a given name that starts alike (three letters: "Steve" /
+  // "Stephen"), is the other's initial ("R. Nixon") or a title ("President Nixon").
+  if (nw.back() != tw.back() || nw.back().size() < 3) return false;
+  const std::set<std::string> ns(nw.begin(), nw.end()), ts(tw.begin(), tw.end());
+  if (Subset(ns, ts) || Subset(ts, ns)) return true;
+  if (nw.size() < 2 || tw.size() < 2) return false;
+  static const std::set<std::string> kTitles = {"dr", "mr", "mrs", "ms", "sir", "dame", "lord", "lady", "president",
+                                                "king", "queen", "prince", "princess", "saint", "st", "pope"};
+  const std::string &a = nw[0], &b = tw[0];
+  if (kTitles.count(a) || kTitles.count(b)) return true;
+  if ((a.size() == 1 && b[0] == a[0]) || (b.size() == 1 && a[0] == b[0])) return true;
+  return a.size() >= 3 && b.size() >= 3 && a.compare(0, 3, b, 0, 3) == 0;
+}
 
 bool SameNumbers(const std::string& a, const std::string& b) {
   auto numbers = [](const std::string& s) {
@@ -237,28 +314,36 @@ std::string RelationTemplate(const std::string& question, const TextSpan& subjec
   return out;
 }
 
+PromptWords WordsOf(const std::string& question) {
+  PromptWords out;
+  for (const TextSpan& w : Words(question)) {
+    std::string n = NormalizeForMatch(question.substr(w.begin, w.end - w.begin));
+    if (n.empty()) continue;
+    out.spans.push_back(w);
+    out.norm.push_back(std::move(n));
+  }
+  return out;
+}
+
 TextSpan AlignToTemplate(const std::string& question, const std::vector<std::string>& relation) {
+  return AlignToTemplate(question, WordsOf(question), relation);
+}
+
+TextSpan AlignToTemplate(const std::string& question, const PromptWords& words,
+                         const std::vector<std::string>& relation) {
   const auto hole = std::find(relation.begin(), relation.end(), "<s>");
   if (hole == relation.end()) return {};
   const size_t pre = static_cast<size_t>(hole - relation.begin());
   const size_t suf = relation.size() - pre - 1;
-  std::vector<TextSpan> words;
-  std::vector<std::string> norm;
-  for (const TextSpan& w : Words(question)) {
-    std::string n = NormalizeForMatch(question.substr(w.begin, w.end - w.begin));
-    if (n.empty()) continue;
-    words.push_back(w);
-    norm.push_back(std::move(n));
-  }
-  if (words.size() <= pre + suf) return {};
+  const std::vector<std::string>& norm = words.norm;
+  if (norm.size() <= pre + suf) return {};
   for (size_t i = 0; i < pre; ++i) {
     if (norm[i] != relation[i]) return {};
   }
   for (size_t i = 0; i < suf; ++i) {
-    if (norm[words.size() - suf + i] != relation[pre + 1 + i]) return {};
+    if (norm[norm.size() - suf + i] != relation[pre + 1 + i]) return {};
   }
-  TextSpan span = Trim(question, {words[pre].begin, words[words.size() - suf - 1].end, 0});
-  return span;
+  return Trim(question, {words.spans[pre].begin, words.spans[norm.size() - suf - 1].end, 0});
 }
 
 namespace {
@@ -288,21 +373,88 @@ std::string Stem(const std::string& w) {
 
 bool IsRelationWord(const std::string& w) { return !RelationStopWords().count(w) && !QuestionWords().count(w); }
 
-std::set<std::string> RelationWords(const std::vector<std::string>& t, size_t begin, size_t end) {
+// Words that name the same relation in knowledge-base questions, each mapped to its group's first word
+// ("Who was the dad of X?" / "Who's the father of X?"; "What company made X?" / "X's manufacturer was
+// who?"; "What city ..." / "What town ..."). A group holds only words of one relation and one direction
+// (father and mother, birth and death, founder and inception stay apart), so a rewording that swaps a word
+// for its synonym keeps the relation, and one that swaps it for another group's word still changes it.
+const std::map<std::string, std::string>& Synonyms() {
+  static const std::map<std::string, std::string> m = [] {
+    const std::vector<std::vector<std::string>> groups = {
+        {"father", "dad", "daddy", "papa"},
+        {"mother", "mom", "mum", "mommy", "mama"},
+        {"spouse", "wife", "husband", "married", "marry", "wed", "wedded"},
+        {"city", "town"},
+        {"country", "nation", "land", "nationality", "citizenship", "citizen"},
+        {"birth", "born", "birthplace", "birthdate", "birthday"},
+        {"death", "die", "died", "dies", "dead", "dying"},
+        {"make", "made", "makes", "making", "maker", "manufacture", "manufactured", "manufactures", "manufacturer",
+         "manufacturing", "build", "built", "builds", "builder", "create", "created", "creates", "creator"},
+        {"company", "corporation", "firm", "business", "enterprise"},
+        {"inception", "launch", "launched", "founded", "foundation", "establish", "established", "establishment",
+         "start", "started", "begin", "began", "begun", "formed", "formation", "introduced", "introduction"},
+        {"voice", "vocal"},
+        {"type", "sort", "kind"},
+        {"film", "movie"},
+        {"star", "starred", "starring", "stars"},
+        {"author", "writer", "wrote", "write", "written", "writes"},
+        {"director", "directed", "direct", "directs"},
+        {"composer", "composed", "compose", "composes"},
+        {"publisher", "published", "publish", "publishes", "publication"},
+        {"place", "location", "located", "locate"},
+        {"occupation", "job", "profession", "career"},
+        {"team", "club"},
+        {"educate", "educated", "education", "attend", "attended", "attends", "studied", "study", "alma", "school",
+         "university", "college"},
+        {"religion", "faith", "religious"},
+    };
+    std::map<std::string, std::string> out;
+    for (const auto& g : groups)
+      for (const std::string& w : g) out.emplace(w, g[0]);
+    return out;
+  }();
+  return m;
+}
+
+// A relation word as compared: its synonym group, else its stem.
+std::string RelationWord(const std::string& w) {
+  if (auto it = Synonyms().find(w); it != Synonyms().end()) return it->second;
+  return Stem(w);
+}
+
+// The relation words of t[begin, end): as synonym groups (`synonyms`), or as stems only.
+std::set<std::string> RelationWords(const std::vector<std::string>& t, size_t begin, size_t end, bool synonyms = true) {
   std::set<std::string> out;
   for (size_t i = begin; i < end; ++i) {
-    if (IsRelationWord(t[i])) out.insert(Stem(t[i]));
+    if (IsRelationWord(t[i])) out.insert(synonyms ? RelationWord(t[i]) : Stem(t[i]));
   }
   return out;
 }
 
-bool Passive(const std::vector<std::string>& t) {
+
+
+// The index of a passive participle followed by "by" ("followed by"), or -1.
+int64_t PassiveAt(const std::vector<std::string>& t) {
   for (size_t i = 0; i + 1 < t.size(); ++i) {
     const std::string& w = t[i];
     const bool participle = w.size() > 2 && (w.compare(w.size() - 2, 2, "ed") == 0 || w.compare(w.size() - 2, 2, "en") == 0);
-    if (participle && t[i + 1] == "by") return true;
+    if (participle && t[i + 1] == "by") return static_cast<int64_t>(i);
   }
-  return false;
+  return -1;
+}
+
+// Whether the subject acts in the relation (it follows, it plays) rather than undergoes it (it is followed,
+// made, the mother of): in a passive, the subject stands before the participle; in an active template, a
+// verb of the present or past ("follows", "played") comes right after it.
+bool SubjectActs(const std::vector<std::string>& t) {
+  const auto hole = std::find(t.begin(), t.end(), "<s>");
+  if (hole == t.end()) return false;
+  const int64_t s = hole - t.begin();
+  if (const int64_t p = PassiveAt(t); p >= 0) return s > p;
+  if (hole + 1 == t.end()) return false;
+  const std::string& next = *(hole + 1);
+  if (!IsRelationWord(next) || next.size() < 4) return false;
+  return next.back() == 's' || next.compare(next.size() - 2, 2, "ed") == 0;
 }
 
 bool Intersect(const std::set<std::string>& a, const std::set<std::string>& b) {
@@ -315,7 +467,9 @@ bool Intersect(const std::set<std::string>& a, const std::set<std::string>& b) {
 }  // namespace
 
 RelationVerdict CompareRelations(const std::vector<std::string>& a, const std::vector<std::string>& b) {
-  if (Passive(a) != Passive(b)) return RelationVerdict::kDifferent;
+  // One passive and the other not: the same relation only if the subject plays the same part in both
+  // ("X is followed by" / "X follows" differ; "Which company was X made by?" / "What company made X?" do not).
+  if ((PassiveAt(a) >= 0) != (PassiveAt(b) >= 0) && SubjectActs(a) != SubjectActs(b)) return RelationVerdict::kDifferent;
   const std::set<std::string> ca = RelationWords(a, 0, a.size()), cb = RelationWords(b, 0, b.size());
   if (ca.empty() || cb.empty()) {
     std::set<std::string> qa, qb;
@@ -323,13 +477,24 @@ RelationVerdict CompareRelations(const std::vector<std::string>& a, const std::v
     for (const auto& w : b) if (QuestionWords().count(w)) qb.insert(w);
     return Intersect(qa, qb) ? RelationVerdict::kBare : RelationVerdict::kDifferent;
   }
-  // One block of relation words put in place of another, the rest equal: another relation.
+  // One block of relation words put in place of another where a noun of the relation stands (after "of",
+  // an article, "which" or "what"), the rest equal: another relation ("the place of birth" / "the location
+  // of death", "the religion which <s> is associated with" / "the country which ..."), unless one block's
+  // words are all synonyms of the other's ("dad" / "father", "date of birth" / "born"). A verb put in
+  // place of another ("<s> occurred on" / "<s> came to", "did <s> participate in" / "was <s> taking part
+  // in") is a rewording: the shared words and the activation keys decide.
   size_t pre = 0;
   while (pre < a.size() && pre < b.size() && a[pre] == b[pre]) ++pre;
   size_t suf = 0;
   while (suf < a.size() - pre && suf < b.size() - pre && a[a.size() - 1 - suf] == b[b.size() - 1 - suf]) ++suf;
-  const std::set<std::string> ma = RelationWords(a, pre, a.size() - suf), mb = RelationWords(b, pre, b.size() - suf);
-  if (!ma.empty() && !mb.empty() && !Intersect(ma, mb)) return RelationVerdict::kDifferent;
+  static const std::set<std::string> kNounStarts = {"of", "the", "a", "an", "which", "what", "whose"};
+  const bool noun_block = pre > 0 && kNounStarts.count(a[pre - 1]);
+  const std::set<std::string> ra = RelationWords(a, pre, a.size() - suf, false),
+                              rb = RelationWords(b, pre, b.size() - suf, false);
+  if (noun_block && !ra.empty() && !rb.empty() && !Intersect(ra, rb)) {
+    const std::set<std::string> ma = RelationWords(a, pre, a.size() - suf), mb = RelationWords(b, pre, b.size() - suf);
+    if (!Subset(ma, mb) && !Subset(mb, ma)) return RelationVerdict::kDifferent;
+  }
   return Intersect(ca, cb) ? RelationVerdict::kShared : RelationVerdict::kDifferent;
 }
 

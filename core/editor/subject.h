@@ -2,8 +2,8 @@
 // another question (the same name, or a close spelling of it: "Leo DiCaprio", "Di Caprio"), and the
 // question's relation template (the question with the subject cut out).
 //
-// Matching is by character trigrams of the normalised text (lower-case ASCII letters and digits, other
-// UTF-8 bytes kept, everything else dropped): Dice = 2|A n B| / (|A| + |B|).
+// Matching is by character trigrams of the normalised text (lower-case ASCII letters and digits, Latin
+// letters without their marks, other UTF-8 bytes kept, everything else dropped): Dice = 2|A n B| / (|A| + |B|).
 //
 // Thread-safety: pure functions.
 #pragma once
@@ -15,7 +15,8 @@
 
 namespace moke {
 
-// Lower-cased letters and digits (and non-ASCII bytes) of `s`, nothing else.
+// Lower-cased letters and digits of `s`, nothing else; a Latin letter with marks (U+00C0..U+017F) is its
+// base letter ("Räikkönen" -> "raikkonen"), other non-ASCII bytes are kept.
 std::string NormalizeForMatch(const std::string& s);
 
 // Sorted, distinct trigram codes of NormalizeForMatch(s) (one code for texts shorter than 3).
@@ -43,6 +44,14 @@ TextSpan FindSubject(const std::string& question, const std::string& subject);
 TextSpan FindSubject(const std::string& question, const std::vector<uint32_t>& subject_trigrams, size_t subject_words);
 size_t WordCount(const std::string& s);
 
+// True when `text` names `name` in a way trigrams miss: its initials ("RFK" for "Robert F. Kennedy"); the
+// name before a comma ("Prince Harry" for "Prince Harry, Duke of Sussex"); the name with words left out or
+// added that keeps its last word ("Ida" / "Hurricane Ida"); or the same last word after a given name that
+// starts alike ("Steve Kerr" / "Stephen Douglas Kerr"), is its initial ("R. Nixon") or a title ("President
+// Nixon", "Dr. Grady"). Only for a prompt in the fact's own template, where the rest of the wording
+// already matches (scope.h).
+bool NameVariant(const std::string& name, const std::string& text);
+
 // A subject for a question that names none: the longest run of capitalised words or numbers (joined by
 // "of", "the", "de", ... inside the run), not counting a capitalised question word or article that starts
 // the question; empty when there is none.
@@ -59,6 +68,13 @@ std::vector<std::string> TemplateWords(const std::string& question, const TextSp
 // (a byte span of `question`); empty otherwise. ("The name of the mother of Leo DiCaprio is" against
 // "the name of the mother of <s> is" -> "Leo DiCaprio".)
 TextSpan AlignToTemplate(const std::string& question, const std::vector<std::string>& relation);
+// The same with the question's words split and normalised once (WordsOf), for matching many templates.
+struct PromptWords {
+  std::vector<TextSpan> spans;    // words with something left after NormalizeForMatch
+  std::vector<std::string> norm;  // NormalizeForMatch of each
+};
+PromptWords WordsOf(const std::string& question);
+TextSpan AlignToTemplate(const std::string& question, const PromptWords& words, const std::vector<std::string>& relation);
 
 // How two relation templates compare, by their relation words (content words, lightly stemmed; not
 // question words, articles, prepositions or forms of "to be"):

@@ -47,6 +47,15 @@ TEST(FactScope, TheSameQuestionAndAnAliasInItsWordingAreInScope) {
   EXPECT_DOUBLE_EQ(m.subject, 16.0 / 23.0);  // subject_test.cc works this Dice out
 }
 
+TEST(FactScope, InitialsInTheFactsOwnWordingAreInScope) {
+  const FactKey f = Fact("The place of birth of Robert F. Kennedy is", "Robert F. Kennedy", {kMother});
+  FactMatch m = Match(f, "The place of birth of RFK is", kFar);
+  EXPECT_TRUE(m.in_scope) << "no trigram in common, but the initials in the same template";
+  EXPECT_TRUE(m.same_template);
+  EXPECT_FALSE(Match(f, "The place of death of RFK is", kMother).in_scope) << "another template: not by initials";
+  EXPECT_FALSE(Match(f, "The place of birth of JFK is", kMother).in_scope);
+}
+
 TEST(FactScope, AnotherSubjectInTheSameWordingIsLeftAlone) {
   const FactKey f = Fact("The doctoral student of Jacqueline Arnaud is", "Jacqueline Arnaud", {kMother});
   const FactMatch m = Match(f, "The doctoral student of Baruch Awerbuch is", kMother);

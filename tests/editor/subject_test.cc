@@ -10,7 +10,8 @@ std::string Text(const std::string& s, const TextSpan& span) { return s.substr(s
 
 TEST(Subject, NormalisedTrigramsAndDice) {
   EXPECT_EQ(NormalizeForMatch("Leo Di-Caprio's!"), "leodicaprios");
-  EXPECT_EQ(NormalizeForMatch("Pr\xC3\xBC" "fer"), "pr\xC3\xBC" "fer") << "non-ASCII bytes are kept";
+  EXPECT_EQ(NormalizeForMatch("Pr\xC3\xBC" "fer"), "prufer") << "a Latin letter loses its marks";
+  EXPECT_EQ(NormalizeForMatch("\xE2\x80\x9C" "A\xE2\x80\x9D"), "\xE2\x80\x9C" "a\xE2\x80\x9D") << "other non-ASCII bytes are kept";
   EXPECT_EQ(Trigrams("abcd").size(), 2u);
   EXPECT_EQ(Trigrams("Ab").size(), 1u);
   EXPECT_TRUE(Trigrams("?!").empty());
@@ -59,6 +60,91 @@ TEST(Subject, RelationTemplateCutsTheSubjectOut) {
   EXPECT_EQ(RelationTemplate(a, FindSubject(a, "Leonardo DiCaprio")), "the name of the mother of <s> is")
       << "an alias gives the same relation";
   EXPECT_EQ(RelationTemplate("Who is Bob?", TextSpan{}), "who is bob");
+}
+
+RelationVerdict Compare(const std::string& a, const std::string& subject_a, const std::string& b,
+                        const std::string& subject_b) {
+  return CompareRelations(TemplateWords(a, FindSubject(a, subject_a)), TemplateWords(b, FindSubject(b, subject_b)));
+}
+
+TEST(Subject, SynonymsKeepTheRelationOtherWordsChangeIt) {
+  const std::string jane = "Jane Seymour";
+  // Pairs from ZsRE (a record's question and its rephrase): one word swapped for its synonym.
+  EXPECT_EQ(Compare("Who was the dad of Jane Seymour?", jane, "Who's the father of Jane Seymour?", jane),
+            RelationVerdict::kShared);
+  EXPECT_EQ(Compare("What country is Carolina Rodriguez from?", "Carolina Rodriguez", "Which land is Carolina Rodriguez?",
+                    "Carolina Rodriguez"),
+            RelationVerdict::kShared);
+  EXPECT_EQ(Compare("What city did William Doane live when he died?", "William Doane",
+                    "What town did William Doane live when he died?", "William Doane"),
+            RelationVerdict::kShared)
+      << "city -> town is no swap of relation";
+  EXPECT_EQ(Compare("What is the date of birth for Darrell Spencer?", "Darrell Spencer",
+                    "When did Darrell Spencer be born?", "Darrell Spencer"),
+            RelationVerdict::kShared);
+  EXPECT_EQ(Compare("What company made Volvo B12M?", "Volvo B12M", "Volvo B12M's manufacturer was who?", "Volvo B12M"),
+            RelationVerdict::kShared);
+  // Synonyms do not join relations: parent, life event and direction still tell facts apart.
+  EXPECT_EQ(Compare("Who was the dad of Jane Seymour?", jane, "Who was the mom of Jane Seymour?", jane),
+            RelationVerdict::kDifferent);
+  EXPECT_EQ(Compare("The place of birth of Jim Brown is", "Jim Brown", "The location of death of Jim Brown is", "Jim Brown"),
+            RelationVerdict::kDifferent);
+  EXPECT_EQ(Compare("What city was Jim Brown born in?", "Jim Brown", "What town did Jim Brown die in?", "Jim Brown"),
+            RelationVerdict::kDifferent);
+  EXPECT_EQ(Compare("The name of the religion which Jim Brown is associated with is", "Jim Brown",
+                    "The name of the country which Jim Brown is associated with is", "Jim Brown"),
+            RelationVerdict::kDifferent);
+  // A verb put in place of another is a rewording (the activation keys decide).
+  EXPECT_EQ(Compare("What war did Alec Rose participate in?", "Alec Rose", "What war was Alec Rose taking part in?",
+                    "Alec Rose"),
+            RelationVerdict::kShared);
+  EXPECT_EQ(Compare("The death of Beatriz Balzi occured on what date?", "Beatriz Balzi",
+                    "The death of Beatriz Balzi came to what date?", "Beatriz Balzi"),
+            RelationVerdict::kShared);
+}
+
+TEST(Subject, NameVariantsTrigramsMiss) {
+  // Subject_Aliasing entries of WikiCF records whose Dice with the name is under alias_min.
+  EXPECT_TRUE(NameVariant("Robert F. Kennedy", "RFK"));
+  EXPECT_TRUE(NameVariant("Robert Downey Jr.", "R.D.J."));
+  EXPECT_TRUE(NameVariant("Hurricane Ida", "Ida"));
+  EXPECT_FALSE(NameVariant("Tommy Fury", "Thomas Michael John Fury")) << "a nickname not spelled as the name's start";
+  EXPECT_TRUE(NameVariant("Steve Kerr", "Stephen Douglas Kerr"));
+  EXPECT_TRUE(NameVariant("Richard Nixon", "R. Nixon"));
+  EXPECT_TRUE(NameVariant("Richard Nixon", "President Nixon"));
+  EXPECT_TRUE(NameVariant("Prince Harry, Duke of Sussex", "Prince Harry"));
+  // Other entities stay apart: another given name, another head word, capitals that are not initials.
+  EXPECT_FALSE(NameVariant("Tommy Fury", "Tyson Fury"));
+  EXPECT_FALSE(NameVariant("Hans Ulrik Gyldenloeve", "Christian Gyldenloeve"));
+  EXPECT_FALSE(NameVariant("Paris Hilton", "Paris"));
+  EXPECT_FALSE(NameVariant("Robert F. Kennedy", "JFK"));
+  EXPECT_FALSE(NameVariant("Robert F. Kennedy", "RF"));
+  EXPECT_FALSE(NameVariant("Ukraine", "UA"));
+  EXPECT_FALSE(NameVariant("Jim Ed", "Ed")) << "a last word under three letters is no head";
+  EXPECT_FALSE(NameVariant("Richard Nixon", "P. Nixon"));
+  EXPECT_FALSE(NameVariant("Prince Harry, Duke of Sussex", "Prince")) << "one word before the comma is too little";
+}
+
+TEST(Subject, LatinLettersMatchWithoutTheirMarks) {
+  EXPECT_EQ(NormalizeForMatch("Kimi Räikkönen"), "kimiraikkonen");
+  EXPECT_EQ(NormalizeForMatch("Ivica Ančić, Łódź, Œuvre, Straße"), "ivicaanciclodzoeuvrestrasse");
+  EXPECT_EQ(NormalizeForMatch("3×4 ÷ 2"), "3\xC3\x97" "4\xC3\xB7" "2") << "signs are kept as bytes";
+  EXPECT_EQ(NormalizeForMatch("빅마우스"), "빅마우스");
+  EXPECT_DOUBLE_EQ(Dice(Trigrams("Kimi Räikkönen"), Trigrams("Kimi Raikkonen")), 1.0);
+}
+
+TEST(Subject, APassiveIsTheSameRelationWhenTheSubjectPlaysTheSamePart) {
+  const std::string ship = "USS Leedstown";
+  // The subject undergoes the making in both.
+  EXPECT_EQ(Compare("Which corporation was USS Leedstown created by?", ship, "What company made USS Leedstown?", ship),
+            RelationVerdict::kShared);
+  EXPECT_EQ(Compare("Which company was USS Leedstown manufactured by?", ship, "Who built USS Leedstown?", ship),
+            RelationVerdict::kShared);
+  // It follows / it is followed: other relations.
+  EXPECT_EQ(Compare("Big Mouth is followed by", "Big Mouth", "Big Mouth follows", "Big Mouth"),
+            RelationVerdict::kDifferent);
+  EXPECT_EQ(Compare("Big Mouth was succeeded by", "Big Mouth", "Big Mouth succeeded", "Big Mouth"),
+            RelationVerdict::kDifferent);
 }
 
 }  // namespace
