@@ -50,7 +50,7 @@ FactMatch MatchFact(const FactKey& key, const ScopeQuery& query, const std::vect
     const std::string name = query.text.substr(span.begin, span.end - span.begin);
     double s = BestNameScore(key, name);
     for (size_t i = 0; s < t.alias_min && i < key.names.size(); ++i)
-      if (SameNumbers(key.names[i], name) && NameVariant(key.names[i], name)) s = t.alias_min;
+      if (NameVariant(key.names[i], name)) s = t.alias_min;
     if (s >= t.alias_min && s > best.subject) {
       best = FactMatch{true, true, s, 1.0, span};
     }

@@ -167,6 +167,52 @@ double Dice(const std::vector<uint32_t>& a, const std::vector<uint32_t>& b) {
 
 size_t WordCount(const std::string& s) { return Words(s).size(); }
 
+namespace {
+
+// A given name as its usual full form ("tommy" -> "thomas", "bobby" -> "robert"), else itself.
+const std::string& FullGivenName(const std::string& w) {
+  static const std::map<std::string, std::string> m = [] {
+    const std::vector<std::vector<std::string>> groups = {
+        {"thomas", "tom", "tommy"},
+        {"robert", "rob", "robbie", "bob", "bobby", "bert"},
+        {"william", "will", "willie", "bill", "billy", "liam"},
+        {"richard", "rick", "ricky", "dick", "rich", "richie"},
+        {"james", "jim", "jimmy", "jamie"},
+        {"john", "johnny", "jack"},
+        {"michael", "mike", "mikey", "mick", "mickey"},
+        {"edward", "ed", "eddie", "ted", "teddy", "ned"},
+        {"anthony", "tony"},
+        {"charles", "charlie", "chuck"},
+        {"joseph", "joe", "joey"},
+        {"margaret", "maggie", "peggy", "meg"},
+        {"elizabeth", "liz", "lizzie", "beth", "betty", "eliza"},
+        {"katherine", "catherine", "kathryn", "kate", "katey", "katie", "kathy", "cathy", "kat", "cat"},
+        {"alexander", "alex", "sasha"},
+        {"daniel", "dan", "danny"},
+        {"david", "dave", "davey"},
+        {"christopher", "chris"},
+        {"nicholas", "nick", "nicky"},
+        {"patricia", "pat", "patty", "trish"},
+        {"rebecca", "becky"},
+        {"susan", "sue", "suzy"},
+        {"theodore", "theo"},
+        {"gabriella", "gabriela", "gabi", "gabby"},
+    };
+    std::map<std::string, std::string> out;
+    for (const auto& g : groups)
+      for (const std::string& w : g) out.emplace(w, g[0]);
+    return out;
+  }();
+  auto it = m.find(w);
+  return it == m.end() ? w : it->second;
+}
+
+bool HasDigit(const std::string& s) {
+  return std::any_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
+}
+
+}  // namespace
+
 bool NameVariant(const std::string& name, const std::string& text) {
   std::vector<std::string> nw, tw;
   for (const TextSpan& w : Words(name))
@@ -174,6 +220,15 @@ bool NameVariant(const std::string& name, const std::string& text) {
   for (const TextSpan& w : Words(text))
     if (std::string n = NormalizeForMatch(text.substr(w.begin, w.end - w.begin)); !n.empty()) tw.push_back(n);
   if (nw.empty() || tw.empty()) return false;
+  const std::set<std::string> ns(nw.begin(), nw.end()), ts(tw.begin(), tw.end());
+  // Three words or more of the name, in any order, with its number left out: "coup d'état in Myanmar" for
+  // "2021 Myanmar coup d'état" ("in", "of", "the" aside).
+  static const std::set<std::string> kGlue = {"in", "of", "the", "a", "an", "and", "de"};
+  std::set<std::string> tc;
+  for (const std::string& w : tw)
+    if (!kGlue.count(w)) tc.insert(w);
+  if (tc.size() >= 3 && !HasDigit(text) && Subset(tc, ns)) return true;
+  if (!SameNumbers(name, text)) return false;
   // Initials: capitals standing for the name's words ("RFK", "R.F.K.").
   std::string caps;
   bool only_caps = true;
@@ -191,16 +246,17 @@ bool NameVariant(const std::string& name, const std::string& text) {
       NormalizeForMatch(name.substr(0, comma)) == NormalizeForMatch(text))
     return true;
   // The same last word (a family name, the head of a name), and the rest one name's words within the
-  // other's ("Ida" / "Hurricane Ida"), or a given name that starts alike (three letters: "Steve" /
-  // "Stephen"), is the other's initial ("R. Nixon") or a title ("President Nixon").
+  // other's ("Ida" / "Hurricane Ida"), or a given name that is the other's by its usual short form ("Tommy"
+  // / "Thomas"), starts alike (three letters: "Steve" / "Stephen"), is the other's initial ("R. Nixon") or
+  // a title ("President Nixon").
   if (nw.back() != tw.back() || nw.back().size() < 3) return false;
-  const std::set<std::string> ns(nw.begin(), nw.end()), ts(tw.begin(), tw.end());
   if (Subset(ns, ts) || Subset(ts, ns)) return true;
   if (nw.size() < 2 || tw.size() < 2) return false;
   static const std::set<std::string> kTitles = {"dr", "mr", "mrs", "ms", "sir", "dame", "lord", "lady", "president",
                                                 "king", "queen", "prince", "princess", "saint", "st", "pope"};
   const std::string &a = nw[0], &b = tw[0];
   if (kTitles.count(a) || kTitles.count(b)) return true;
+  if (FullGivenName(a) == FullGivenName(b)) return true;
   if ((a.size() == 1 && b[0] == a[0]) || (b.size() == 1 && a[0] == b[0])) return true;
   return a.size() >= 3 && b.size() >= 3 && a.compare(0, 3, b, 0, 3) == 0;
 }

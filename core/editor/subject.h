@@ -44,12 +44,14 @@ TextSpan FindSubject(const std::string& question, const std::string& subject);
 TextSpan FindSubject(const std::string& question, const std::vector<uint32_t>& subject_trigrams, size_t subject_words);
 size_t WordCount(const std::string& s);
 
-// True when `text` names `name` in a way trigrams miss: its initials ("RFK" for "Robert F. Kennedy"); the
-// name before a comma ("Prince Harry" for "Prince Harry, Duke of Sussex"); the name with words left out or
-// added that keeps its last word ("Ida" / "Hurricane Ida"); or the same last word after a given name that
-// starts alike ("Steve Kerr" / "Stephen Douglas Kerr"), is its initial ("R. Nixon") or a title ("President
-// Nixon", "Dr. Grady"). Only for a prompt in the fact's own template, where the rest of the wording
-// already matches (scope.h).
+// True when `text` names `name` in a way trigrams miss: three of its words or more in any order, without
+// its number ("coup d'état in Myanmar" for "2021 Myanmar coup d'état"); or, with the same numbers, its
+// initials ("RFK" for "Robert F. Kennedy"); the name before a comma ("Prince Harry" for "Prince Harry,
+// Duke of Sussex"); the name with words left out or added that keeps its last word ("Ida" / "Hurricane
+// Ida"); the same last word after a given name that is the same by its usual short form ("Tommy Fury" /
+// "Thomas Fury"), starts alike ("Steve Kerr" / "Stephen Douglas Kerr"), is its initial ("R. Nixon") or a
+// title ("President Nixon", "Dr. Grady"). Only for a prompt in the fact's own template, where the rest of
+// the wording already matches (scope.h).
 bool NameVariant(const std::string& name, const std::string& text);
 
 // A subject for a question that names none: the longest run of capitalised words or numbers (joined by
