@@ -24,6 +24,7 @@ namespace {
 struct Request {
   std::shared_ptr<const KnowledgeView> view;  // the version it answers from, alive until done
   AskPlan plan;
+  DecodeRow row;  // the prompt's forward and first token, made on the asker's thread (BatchDecoder::Start)
   Budget budget;
   AskBatcher::OnPiece on_piece;
   AskBatcher::Done done;
@@ -63,7 +64,7 @@ struct AskBatcher::Impl {
       : options(o), anchor(std::move(a)), model(anchor->state().model()), decoder(model, o.max_batch) {}
 
   void Loop();
-  // The admitted requests' prompts in one forward, their first tokens, then into the batch (or done).
+  // The admitted requests' first tokens, then into the batch (or done: a first token that ends them).
   void Admit(std::vector<std::unique_ptr<Request>> admit);
   bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return stopping || !waiting.empty(); }
   bool BatchFull() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
@@ -134,6 +135,11 @@ void AskBatcher::Ask(std::shared_ptr<const KnowledgeView> view, const std::strin
     at::InferenceMode guard;
     MOKE_ASSIGN_OR_RETURN(r->plan, PlanAsk(r->view->state(), question, max_new_tokens, routing, &d.overrides,
                                             /*keep_prefix=*/true));
+    // The rest of the prompt's forward and its first token here too: the askers' threads run prompts side
+    // by side, and the one decoder thread only steps.
+    std::vector<BatchDecoder::Request> start;
+    start.push_back({r->plan.ids, r->plan.limit, r->plan.override, r->budget, std::move(r->plan.prefix)});
+    r->row = std::move(BatchDecoder::Start(d.model, std::move(start))[0]);
     return absl::OkStatus();
   });
   if (!s.ok()) return r->done(s);
@@ -148,25 +154,12 @@ void AskBatcher::Ask(std::shared_ptr<const KnowledgeView> view, const std::strin
 }
 
 void AskBatcher::Impl::Admit(std::vector<std::unique_ptr<Request>> admit) {
-  std::vector<BatchDecoder::Request> starts;
-  for (const auto& r : admit) {
-    starts.push_back({r->plan.ids, r->plan.limit, r->plan.override, r->budget, std::move(r->plan.prefix)});
-  }
-  std::vector<DecodeRow> rows;
-  absl::Status s = GuardTorch("ask (prompts)", [&] {
-    rows = BatchDecoder::Start(model, std::move(starts));
-    return absl::OkStatus();
-  });
-  for (size_t i = 0; i < admit.size(); ++i) {
-    std::unique_ptr<Request>& r = admit[i];
-    if (!s.ok()) {
-      r->done(s);
-      continue;
-    }
-    DecodeRow& row = rows[i];
+  for (std::unique_ptr<Request>& r : admit) {
+    DecodeRow& row = r->row;
     if (!row.generation.tokens.empty()) Emit(model, r.get(), row.generation.tokens.back(), row.pending == 0);
     if (row.finished) {
-      Finish(std::move(r), std::move(row.generation));
+      LlamaModel::Generation g = std::move(row.generation);
+      Finish(std::move(r), std::move(g));
       continue;
     }
     const uint64_t tag = next_tag++;

@@ -1,8 +1,8 @@
 // AskBatcher: answers many Asks at once (issue 17). The caller's thread plans the answer (route, expert,
-// length limit: ask_plan.h); the batcher's one decoder thread runs the prompts of the requests that arrived
-// since its last step in one forward, then decodes every admitted request together, one forward per step
-// for all of them (continuous batching: core/model/batch_decode.h), each with its own expert at the edit
-// layer and its own KV cache. A request joins at the next step and leaves at the step that ends it. Answers are KnowledgeView::Ask's, token for
+// length limit: ask_plan.h) and runs the prompt's forward to its first token, going on from the route's own
+// pass; the batcher's one decoder thread then decodes every admitted request together, one forward per
+// step for all of them (continuous batching: core/model/batch_decode.h), each with its own expert at the
+// edit layer and its own KV cache. A request joins at the next step and leaves at the step that ends it. Answers are KnowledgeView::Ask's, token for
 // token; each request is answered from the view it was given (a reader keeps the version it started with).
 //
 // Tokens can be streamed: `on_piece` receives every token as it is made, and the answer's text as soon as
@@ -55,7 +55,7 @@ class AskBatcher {
   using Done = std::function<void(absl::StatusOr<AskResult>)>;
 
   // Answers `question` from `view` (max_new_tokens <= 0: the editor's default). Blocks the caller for the
-  // plan (the route), then returns; `done` is called exactly once: inline (a bad question,
+  // plan (the route) and the prompt's forward, then returns; `done` is called exactly once: inline (a bad question,
   // RESOURCE_EXHAUSTED when max_waiting requests wait, UNAVAILABLE once stopping) or later from the
   // decoder thread. `on_piece` (may be empty) is called before
   // `done` for every token. The budget is checked before every forward: when it runs out the request

@@ -239,10 +239,15 @@ std::vector<BatchDecoder::Event> BatchDecoder::Step() {
     span = std::max(span, rows_[i].length + 1);
   }
   TORCH_CHECK(span <= capacity_, "BatchDecoder::Step: a row outgrew its reserved positions");
-  at::Tensor pos = at::tensor(positions, m.id_options());                        // [n]
-  at::Tensor cos = m.rope_cos_.index_select(0, pos).view({n, 1, 1, hd});         // [n, 1, 1, hd]
-  at::Tensor sin = m.rope_sin_.index_select(0, pos).view({n, 1, 1, hd});
-  at::Tensor rows = at::arange(n, m.id_options());
+  at::Tensor pos = at::tensor(positions, m.id_options());                 // [n]
+  at::Tensor cos = m.rope_cos_.index_select(0, pos).view({n, 1, hd});    // [n, 1, hd]
+  at::Tensor sin = m.rope_sin_.index_select(0, pos).view({n, 1, hd});
+  // Where row i's new key and value go in a layer's buffers seen as [max_rows * KV * capacity, hd]:
+  // (i * KV + kv) * capacity + positions[i]. The same for every layer.
+  std::vector<int64_t> slots(static_cast<size_t>(n * KV));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t kv = 0; kv < KV; ++kv) slots[i * KV + kv] = (i * KV + kv) * capacity_ + positions[i];
+  at::Tensor at_slots = at::tensor(slots, m.id_options());
   // Row i attends to its positions 0..positions[i]; the rest of the span is another row's or empty.
   at::Tensor masked = (at::arange(span, m.id_options()).unsqueeze(0) > pos.unsqueeze(1)).view({n, 1, 1, span});
   const double scale = std::sqrt(static_cast<double>(hd));
@@ -253,24 +258,20 @@ std::vector<BatchDecoder::Event> BatchDecoder::Step() {
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const LlamaModel::Layer& L = m.layers_[l];
     at::Tensor x = ops::RmsNorm(h, L.input_norm, c.rms_norm_eps);
-    at::Tensor q = at::linear(x, L.wq).view({n, 1, H, hd}).transpose(1, 2);   // [n, H, 1, hd]
-    at::Tensor k = at::linear(x, L.wk).view({n, 1, KV, hd}).transpose(1, 2);  // [n, KV, 1, hd]
-    at::Tensor v = at::linear(x, L.wv).view({n, 1, KV, hd}).transpose(1, 2);
-    q = q * cos + ops::RotateHalf(q) * sin;
-    k = k * cos + ops::RotateHalf(k) * sin;
-    at::Tensor keys = k_[l].narrow(0, 0, n), values = v_[l].narrow(0, 0, n);  // [n, KV, capacity, hd]
-    using at::indexing::Slice;
-    keys.index_put_({rows, Slice(), pos}, k.squeeze(2));  // row i's new key at its position
-    values.index_put_({rows, Slice(), pos}, v.squeeze(2));
-    at::Tensor kk = keys.narrow(2, 0, span), vv = values.narrow(2, 0, span);  // [n, KV, span, hd]
+    at::Tensor qkv = at::linear(x, L.wqkv).view({n, H + 2 * KV, hd});  // one token per row
+    at::Tensor qk = ops::Rope(qkv.narrow(1, 0, H + KV), cos, sin);     // [n, H + KV, hd]
+    at::Tensor q = qk.narrow(1, 0, H);                                  // [n, H, hd]
+    // Row i's new key and value at its position.
+    k_[l].view({-1, hd}).index_copy_(0, at_slots, qk.narrow(1, H, KV).reshape({n * KV, hd}));
+    v_[l].view({-1, hd}).index_copy_(0, at_slots, qkv.narrow(1, H + KV, KV).reshape({n * KV, hd}));
+    at::Tensor kk = k_[l].narrow(0, 0, n).narrow(2, 0, span), vv = v_[l].narrow(0, 0, n).narrow(2, 0, span);  // [n, KV, span, hd]
     // Grouped-query attention as LlamaModel::AttentionHeads computes it: the G query heads of one kv head
     // as one [G, hd] matrix (head h reads kv head h / G), one product per kv head.
     at::Tensor scores =
         at::matmul(q.reshape({n, KV, G, hd}), kk.transpose(-2, -1)).view({n, H, 1, span}).to(at::kFloat) / scale;
     scores = scores.masked_fill(masked, -std::numeric_limits<float>::infinity());
     at::Tensor probs = scores.softmax(-1).to(h.scalar_type());
-    at::Tensor out =
-        at::matmul(probs.view({n, KV, G, span}), vv).view({n, H, 1, hd}).transpose(1, 2).reshape({n, 1, H * hd});
+    at::Tensor out = at::matmul(probs.view({n, KV, G, span}), vv).reshape({n, 1, H * hd});
     at::Tensor h_mid = h + at::linear(out, L.wo);
     h = h_mid + DownProduct(m, m.MlpInput(h_mid, l), l, overrides);
   }

@@ -23,7 +23,6 @@ namespace fs = std::filesystem;
 namespace {
 
 using ops::RmsNorm;
-using ops::RotateHalf;
 
 int64_t ReadMeminfoKb(const char* key) {
   std::ifstream in("/proc/meminfo");
@@ -203,13 +202,24 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Load(const LoadOptions& 
     const std::string p = absl::StrCat("model.layers.", l, ".");
     Layer& L = model->layers_[l];
     MOKE_ASSIGN_OR_RETURN(L.input_norm, load(p + "input_layernorm.weight", {d}));
-    MOKE_ASSIGN_OR_RETURN(L.wq, load(p + "self_attn.q_proj.weight", {c.num_attention_heads * hd, d}));
-    MOKE_ASSIGN_OR_RETURN(L.wk, load(p + "self_attn.k_proj.weight", {c.num_key_value_heads * hd, d}));
-    MOKE_ASSIGN_OR_RETURN(L.wv, load(p + "self_attn.v_proj.weight", {c.num_key_value_heads * hd, d}));
+    {
+      at::Tensor wq, wk, wv, gate, up;
+      MOKE_ASSIGN_OR_RETURN(wq, load(p + "self_attn.q_proj.weight", {c.num_attention_heads * hd, d}));
+      MOKE_ASSIGN_OR_RETURN(wk, load(p + "self_attn.k_proj.weight", {c.num_key_value_heads * hd, d}));
+      MOKE_ASSIGN_OR_RETURN(wv, load(p + "self_attn.v_proj.weight", {c.num_key_value_heads * hd, d}));
+      MOKE_RETURN_IF_ERROR(GuardTorch("q, k, v", [&] {
+        L.wqkv = at::cat({wq, wk, wv}, 0);
+        return absl::OkStatus();
+      }));
+      MOKE_ASSIGN_OR_RETURN(gate, load(p + "mlp.gate_proj.weight", {f, d}));
+      MOKE_ASSIGN_OR_RETURN(up, load(p + "mlp.up_proj.weight", {f, d}));
+      MOKE_RETURN_IF_ERROR(GuardTorch("gate, up", [&] {
+        L.gate_up = at::cat({gate, up}, 0);
+        return absl::OkStatus();
+      }));
+    }
     MOKE_ASSIGN_OR_RETURN(L.wo, load(p + "self_attn.o_proj.weight", {d, c.num_attention_heads * hd}));
     MOKE_ASSIGN_OR_RETURN(L.post_norm, load(p + "post_attention_layernorm.weight", {d}));
-    MOKE_ASSIGN_OR_RETURN(L.gate, load(p + "mlp.gate_proj.weight", {f, d}));
-    MOKE_ASSIGN_OR_RETURN(L.up, load(p + "mlp.up_proj.weight", {f, d}));
     MOKE_ASSIGN_OR_RETURN(L.down, load(p + "mlp.down_proj.weight", {d, f}));
   }
   MOKE_RETURN_IF_ERROR(GuardTorch("rope tables", [&] {
@@ -278,12 +288,12 @@ at::Tensor LlamaModel::AttentionHeads(const at::Tensor& h, int64_t layer, KvCach
   const int64_t B = h.size(0), T = h.size(1);
   const int64_t H = config_.num_attention_heads, KV = config_.num_key_value_heads, hd = config_.head_dim;
   at::Tensor x = RmsNorm(h, L.input_norm, config_.rms_norm_eps);
-  at::Tensor q = at::linear(x, L.wq).view({B, T, H, hd}).transpose(1, 2);   // [B, H, T, hd]
-  at::Tensor k = at::linear(x, L.wk).view({B, T, KV, hd}).transpose(1, 2);  // [B, KV, T, hd]
-  at::Tensor v = at::linear(x, L.wv).view({B, T, KV, hd}).transpose(1, 2);
-  at::Tensor cos = rope_cos_.narrow(0, pos0, T), sin = rope_sin_.narrow(0, pos0, T);  // [T, hd]
-  q = q * cos + RotateHalf(q) * sin;
-  k = k * cos + RotateHalf(k) * sin;
+  at::Tensor qkv = at::linear(x, L.wqkv).view({B, T, H + 2 * KV, hd}).transpose(1, 2);  // [B, H + 2 KV, T, hd]
+  at::Tensor cos = rope_cos_.narrow(0, pos0, T), sin = rope_sin_.narrow(0, pos0, T);     // [T, hd]
+  at::Tensor qk = ops::Rope(qkv.narrow(1, 0, H + KV), cos, sin);  // the query and key heads, rotated together
+  at::Tensor q = qk.narrow(1, 0, H);                                // [B, H, T, hd]
+  at::Tensor k = qk.narrow(1, H, KV).contiguous();                  // [B, KV, T, hd]
+  at::Tensor v = qkv.narrow(1, H + KV, KV).contiguous();
   if (cache != nullptr) {
     if (cache->k.size() <= static_cast<size_t>(layer)) {
       cache->k.resize(layers_.size());
@@ -312,7 +322,7 @@ at::Tensor LlamaModel::AttentionHeads(const at::Tensor& h, int64_t layer, KvCach
 at::Tensor LlamaModel::MlpInput(const at::Tensor& h_mid, int64_t layer) const {
   const Layer& L = layers_[layer];
   at::Tensor x = RmsNorm(h_mid, L.post_norm, config_.rms_norm_eps);
-  return at::silu(at::linear(x, L.gate)) * at::linear(x, L.up);  // [B, T, d_ff]
+  return ops::SwiGlu(at::linear(x, L.gate_up));  // [B, T, d_ff]
 }
 
 at::Tensor LlamaModel::Head(const at::Tensor& h) const {

@@ -20,4 +20,15 @@ inline at::Tensor RotateHalf(const at::Tensor& x) {
   return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
+// Rotary embeddings of heads x [..., hd] at positions whose tables cos, sin broadcast against x.
+inline at::Tensor Rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  return x * cos + RotateHalf(x) * sin;
+}
+
+// silu(gate) * up of the fused product [..., 2 F] (gate first).
+inline at::Tensor SwiGlu(const at::Tensor& gate_up) {
+  const int64_t f = gate_up.size(-1) / 2;
+  return at::silu(gate_up.narrow(-1, 0, f)) * gate_up.narrow(-1, f, f);
+}
+
 }  // namespace moke::ops
