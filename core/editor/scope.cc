@@ -64,6 +64,9 @@ FactMatch MatchFact(const FactKey& key, const ScopeQuery& query, const std::vect
   for (size_t i = 0; i < key.names.size(); ++i) {
     TextSpan s = FindSubject(query.text, key.name_trigrams[i], WordCount(key.names[i]));
     if (!SameNumbers(key.names[i], query.text.substr(s.begin, s.end - s.begin))) s.score = 0;
+    // Part of a longer name is another entity: "canton of" in "canton of Bagnères-de-Bigorre" is not
+    // "canton of Orcières", "Frédéric" in "Frédéric Ocqueteau" is not "Frederic Piesch".
+    if (CutsAName(query.text, s)) s.score = 0;
     if (s.score > span.score) span = s;
   }
   best.subject = span.score;

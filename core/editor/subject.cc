@@ -18,6 +18,13 @@ bool Subset(const std::set<std::string>& a, const std::set<std::string>& b) {
   return std::includes(b.begin(), b.end(), a.begin(), a.end());
 }
 
+// Words that stand before a name without being part of it (normalised).
+const std::set<std::string>& Titles() {
+  static const std::set<std::string> t = {"dr", "mr", "mrs", "ms", "sir", "dame", "lord", "lady", "president",
+                                          "king", "queen", "prince", "princess", "saint", "st", "pope"};
+  return t;
+}
+
 // Words of `s` as byte ranges (split on ASCII whitespace).
 std::vector<TextSpan> Words(const std::string& s) {
   std::vector<TextSpan> out;
@@ -167,6 +174,30 @@ double Dice(const std::vector<uint32_t>& a, const std::vector<uint32_t>& b) {
 
 size_t WordCount(const std::string& s) { return Words(s).size(); }
 
+bool CutsAName(const std::string& text, const TextSpan& span) {
+  if (span.empty()) return false;
+  const auto starts_name = [&](const TextSpan& w) {
+    size_t i = w.begin;
+    while (i < w.end && (text[i] == '"' || text[i] == '(' || text[i] == '\'')) ++i;
+    if (i >= w.end) return false;
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    return std::isupper(c) || std::isdigit(c) || c >= 0xC0;
+  };
+  const std::vector<TextSpan> words = Words(text);
+  for (const TextSpan& w : words) {
+    if (w.begin >= span.end) {  // the first word after the span
+      if (starts_name(w)) return true;
+      break;
+    }
+  }
+  for (size_t k = words.size(); k-- > 1;) {  // the word before it, unless it opens the text
+    if (words[k].end <= span.begin) {
+      return starts_name(words[k]) && !Titles().count(NormalizeForMatch(text.substr(words[k].begin, words[k].end - words[k].begin)));
+    }
+  }
+  return false;
+}
+
 namespace {
 
 // A given name as its usual full form ("tommy" -> "thomas", "bobby" -> "robert"), else itself.
@@ -252,10 +283,8 @@ bool NameVariant(const std::string& name, const std::string& text) {
   if (nw.back() != tw.back() || nw.back().size() < 3) return false;
   if (Subset(ns, ts) || Subset(ts, ns)) return true;
   if (nw.size() < 2 || tw.size() < 2) return false;
-  static const std::set<std::string> kTitles = {"dr", "mr", "mrs", "ms", "sir", "dame", "lord", "lady", "president",
-                                                "king", "queen", "prince", "princess", "saint", "st", "pope"};
   const std::string &a = nw[0], &b = tw[0];
-  if (kTitles.count(a) || kTitles.count(b)) return true;
+  if (Titles().count(a) || Titles().count(b)) return true;
   if (FullGivenName(a) == FullGivenName(b)) return true;
   if ((a.size() == 1 && b[0] == a[0]) || (b.size() == 1 && a[0] == b[0])) return true;
   return a.size() >= 3 && b.size() >= 3 && a.compare(0, 3, b, 0, 3) == 0;

@@ -44,6 +44,10 @@ TextSpan FindSubject(const std::string& question, const std::string& subject);
 TextSpan FindSubject(const std::string& question, const std::vector<uint32_t>& subject_trigrams, size_t subject_words);
 size_t WordCount(const std::string& s);
 
+// True when `span` of `text` stops inside a name: the word right after it, or right before it (unless that
+// one opens the text), starts with a capital letter, a digit or a non-ASCII letter.
+bool CutsAName(const std::string& text, const TextSpan& span);
+
 // True when `text` names `name` in a way trigrams miss: three of its words or more in any order, without
 // its number ("coup d'état in Myanmar" for "2021 Myanmar coup d'état"); or, with the same numbers, its
 // initials ("RFK" for "Robert F. Kennedy"); the name before a comma ("Prince Harry" for "Prince Harry,

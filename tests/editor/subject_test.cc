@@ -131,6 +131,23 @@ TEST(Subject, NameVariantsTrigramsMiss) {
   EXPECT_FALSE(NameVariant("Prince Harry, Duke of Sussex", "Prince")) << "one word before the comma is too little";
 }
 
+TEST(Subject, ASpanThatStopsInsideANameCutsIt) {
+  const std::string canton = "The name of the country which canton of Bag\xC3\xA8res-de-Bigorre is associated with is";
+  const TextSpan part = FindSubject(canton, "canton of Orci\xC3\xA8res");
+  EXPECT_EQ(canton.substr(part.begin, part.end - part.begin), "canton of") << "the best window is the name's first part";
+  EXPECT_TRUE(CutsAName(canton, part)) << "Bagneres-de-Bigorre goes on with the name";
+  const std::string q = "Who is Leonardo DiCaprio's mother?";
+  EXPECT_FALSE(CutsAName(q, FindSubject(q, "Leonardo DiCaprio")));
+  const std::string first = "Leonardo DiCaprio plays for which team?";
+  EXPECT_FALSE(CutsAName(first, FindSubject(first, "Leonardo DiCaprio"))) << "a capital opening the text";
+  const std::string other = "The name of the position held by Fr\xC3\xA9" "d\xC3\xA9ric Ocqueteau is";
+  EXPECT_TRUE(CutsAName(other, FindSubject(other, "Frederic Piesch")));
+  const std::string family = "Who was the mother of Christian Gyldenloeve?";
+  EXPECT_TRUE(CutsAName(family, FindSubject(family, "Gyldenloeve"))) << "another given name before the family name";
+  const std::string title = "Who was the dad of Queen Jane Seymour?";
+  EXPECT_FALSE(CutsAName(title, FindSubject(title, "Jane Seymour"))) << "a title is no part of the name";
+}
+
 TEST(Subject, LatinLettersMatchWithoutTheirMarks) {
   EXPECT_EQ(NormalizeForMatch("Kimi Räikkönen"), "kimiraikkonen");
   EXPECT_EQ(NormalizeForMatch("Ivica Ančić, Łódź, Œuvre, Straße"), "ivicaanciclodzoeuvrestrasse");
