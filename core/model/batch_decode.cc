@@ -148,16 +148,9 @@ void BatchDecoder::Reserve(int64_t positions) {
   const ModelConfig& c = model_.config();
   const int64_t cap = std::min<int64_t>(std::max<int64_t>(positions, 2 * capacity_), c.max_position_embeddings);
   const auto opts = at::TensorOptions().dtype(model_.dtype()).device(model_.device());
-  const int64_t layers = c.num_hidden_layers;
-  k_.resize(layers);
-  v_.resize(layers);
-  for (int64_t l = 0; l < layers; ++l) {
-    for (at::Tensor* buf : {&k_[l], &v_[l]}) {
-      at::Tensor grown = at::zeros({max_rows_, c.num_key_value_heads, cap, c.head_dim}, opts);
-      if (buf->defined()) grown.narrow(2, 0, capacity_).copy_(*buf);
-      *buf = grown;
-    }
-  }
+  at::Tensor grown = at::zeros({c.num_hidden_layers, 2, max_rows_, c.num_key_value_heads, cap, c.head_dim}, opts);
+  if (kv_.defined()) grown.narrow(4, 0, capacity_).copy_(kv_);
+  kv_ = grown;
   capacity_ = cap;
 }
 
@@ -169,10 +162,9 @@ void BatchDecoder::Join(DecodeRow row, uint64_t tag) {
   // Every later step feeds one token: the row never needs more than this many positions.
   Reserve(length + row.max_new_tokens - static_cast<int64_t>(row.generation.tokens.size()));
   const int64_t slot = static_cast<int64_t>(rows_.size());
-  for (size_t l = 0; l < k_.size(); ++l) {
-    k_[l][slot].narrow(1, 0, length).copy_(row.cache.k[l][0]);  // [KV, T, hd]
-    v_[l][slot].narrow(1, 0, length).copy_(row.cache.v[l][0]);
-  }
+  // Every layer's keys and values [L, 2, KV, T, hd] in one copy.
+  at::Tensor k = at::cat(row.cache.k, 0), v = at::cat(row.cache.v, 0);  // [L, KV, T, hd]
+  kv_.select(2, slot).narrow(3, 0, length).copy_(at::stack({k, v}, 1));
   row.cache = KvCache{};
   rows_.push_back(Slot{tag, std::move(row), length});
 }
@@ -181,10 +173,7 @@ void BatchDecoder::Remove(size_t i) {
   const size_t last = rows_.size() - 1;
   if (i != last) {
     const int64_t n = rows_[last].length;
-    for (size_t l = 0; l < k_.size(); ++l) {
-      k_[l][i].narrow(1, 0, n).copy_(k_[l][last].narrow(1, 0, n));
-      v_[l][i].narrow(1, 0, n).copy_(v_[l][last].narrow(1, 0, n));
-    }
+    kv_.select(2, static_cast<int64_t>(i)).narrow(3, 0, n).copy_(kv_.select(2, static_cast<int64_t>(last)).narrow(3, 0, n));
     rows_[i] = std::move(rows_[last]);
   }
   rows_.pop_back();
@@ -242,12 +231,14 @@ std::vector<BatchDecoder::Event> BatchDecoder::Step() {
   at::Tensor pos = at::tensor(positions, m.id_options());                 // [n]
   at::Tensor cos = m.rope_cos_.index_select(0, pos).view({n, 1, hd});    // [n, 1, hd]
   at::Tensor sin = m.rope_sin_.index_select(0, pos).view({n, 1, hd});
-  // Where row i's new key and value go in a layer's buffers seen as [max_rows * KV * capacity, hd]:
-  // (i * KV + kv) * capacity + positions[i]. The same for every layer.
+  // Where row i's new keys go in layer 0's key buffer seen as [max_rows * KV * capacity, hd]:
+  // (i * KV + kv) * capacity + positions[i]; its values one buffer further, each later layer two further.
+  const int64_t buffer = static_cast<int64_t>(max_rows_) * KV * capacity_;
   std::vector<int64_t> slots(static_cast<size_t>(n * KV));
   for (int64_t i = 0; i < n; ++i)
     for (int64_t kv = 0; kv < KV; ++kv) slots[i * KV + kv] = (i * KV + kv) * capacity_ + positions[i];
-  at::Tensor at_slots = at::tensor(slots, m.id_options());
+  const at::Tensor at_slots = at::tensor(slots, m.id_options());
+  const at::Tensor flat = kv_.view({-1, hd});
   // Row i attends to its positions 0..positions[i]; the rest of the span is another row's or empty.
   at::Tensor masked = (at::arange(span, m.id_options()).unsqueeze(0) > pos.unsqueeze(1)).view({n, 1, 1, span});
   const double scale = std::sqrt(static_cast<double>(hd));
@@ -262,9 +253,10 @@ std::vector<BatchDecoder::Event> BatchDecoder::Step() {
     at::Tensor qk = ops::Rope(qkv.narrow(1, 0, H + KV), cos, sin);     // [n, H + KV, hd]
     at::Tensor q = qk.narrow(1, 0, H);                                  // [n, H, hd]
     // Row i's new key and value at its position.
-    k_[l].view({-1, hd}).index_copy_(0, at_slots, qk.narrow(1, H, KV).reshape({n * KV, hd}));
-    v_[l].view({-1, hd}).index_copy_(0, at_slots, qkv.narrow(1, H + KV, KV).reshape({n * KV, hd}));
-    at::Tensor kk = k_[l].narrow(0, 0, n).narrow(2, 0, span), vv = v_[l].narrow(0, 0, n).narrow(2, 0, span);  // [n, KV, span, hd]
+    flat.index_copy_(0, at_slots + (2 * l) * buffer, qk.narrow(1, H, KV).reshape({n * KV, hd}));
+    flat.index_copy_(0, at_slots + (2 * l + 1) * buffer, qkv.narrow(1, H + KV, KV).reshape({n * KV, hd}));
+    at::Tensor held = kv_.select(0, l).narrow(1, 0, n).narrow(3, 0, span);  // [2, n, KV, span, hd]
+    at::Tensor kk = held.select(0, 0), vv = held.select(0, 1);
     // Grouped-query attention as LlamaModel::AttentionHeads computes it: the G query heads of one kv head
     // as one [G, hd] matrix (head h reads kv head h / G), one product per kv head.
     at::Tensor scores =

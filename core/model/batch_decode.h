@@ -109,7 +109,9 @@ class BatchDecoder {
   const LlamaModel& model_;
   const int max_rows_;
   std::vector<Slot> rows_;
-  std::vector<at::Tensor> k_, v_;  // per layer [max_rows, n_kv_heads, capacity_, head_dim]
+  // Every slot's keys and values, [layers, 2 (keys, values), max_rows, n_kv_heads, capacity_, head_dim]: one
+  // tensor, so that joining or moving a row is one copy for all layers.
+  at::Tensor kv_;
   int64_t capacity_ = 0;
 };
 
