@@ -62,73 +62,81 @@ TEST(Subject, RelationTemplateCutsTheSubjectOut) {
   EXPECT_EQ(RelationTemplate("Who is Bob?", TextSpan{}), "who is bob");
 }
 
-RelationVerdict Compare(const std::string& a, const std::string& subject_a, const std::string& b,
-                        const std::string& subject_b) {
-  return CompareRelations(TemplateWords(a, FindSubject(a, subject_a)), TemplateWords(b, FindSubject(b, subject_b)));
+// Two wordings of a question about one subject, and how their relations compare.
+struct RelationCase {
+  const char* a;
+  const char* b;
+  const char* subject;
+  RelationVerdict verdict;
+};
+
+void ExpectVerdicts(const std::vector<RelationCase>& cases) {
+  for (const RelationCase& c : cases) {
+    const std::string a = c.a, b = c.b;
+    EXPECT_EQ(CompareRelations(TemplateWords(a, FindSubject(a, c.subject)), TemplateWords(b, FindSubject(b, c.subject))),
+              c.verdict)
+        << a << " / " << b;
+  }
 }
 
 TEST(Subject, SynonymsKeepTheRelationOtherWordsChangeIt) {
-  const std::string jane = "Jane Seymour";
-  // Pairs from ZsRE (a record's question and its rephrase): one word swapped for its synonym.
-  EXPECT_EQ(Compare("Who was the dad of Jane Seymour?", jane, "Who's the father of Jane Seymour?", jane),
-            RelationVerdict::kShared);
-  EXPECT_EQ(Compare("What country is Carolina Rodriguez from?", "Carolina Rodriguez", "Which land is Carolina Rodriguez?",
-                    "Carolina Rodriguez"),
-            RelationVerdict::kShared);
-  EXPECT_EQ(Compare("What city did William Doane live when he died?", "William Doane",
-                    "What town did William Doane live when he died?", "William Doane"),
-            RelationVerdict::kShared)
-      << "city -> town is no swap of relation";
-  EXPECT_EQ(Compare("What is the date of birth for Darrell Spencer?", "Darrell Spencer",
-                    "When did Darrell Spencer be born?", "Darrell Spencer"),
-            RelationVerdict::kShared);
-  EXPECT_EQ(Compare("What company made Volvo B12M?", "Volvo B12M", "Volvo B12M's manufacturer was who?", "Volvo B12M"),
-            RelationVerdict::kShared);
-  // Synonyms do not join relations: parent, life event and direction still tell facts apart.
-  EXPECT_EQ(Compare("Who was the dad of Jane Seymour?", jane, "Who was the mom of Jane Seymour?", jane),
-            RelationVerdict::kDifferent);
-  EXPECT_EQ(Compare("The place of birth of Jim Brown is", "Jim Brown", "The location of death of Jim Brown is", "Jim Brown"),
-            RelationVerdict::kDifferent);
-  EXPECT_EQ(Compare("What city was Jim Brown born in?", "Jim Brown", "What town did Jim Brown die in?", "Jim Brown"),
-            RelationVerdict::kDifferent);
-  EXPECT_EQ(Compare("The name of the religion which Jim Brown is associated with is", "Jim Brown",
-                    "The name of the country which Jim Brown is associated with is", "Jim Brown"),
-            RelationVerdict::kDifferent);
-  // A verb put in place of another is a rewording (the activation keys decide).
-  EXPECT_EQ(Compare("What war did Alec Rose participate in?", "Alec Rose", "What war was Alec Rose taking part in?",
-                    "Alec Rose"),
-            RelationVerdict::kShared);
-  EXPECT_EQ(Compare("The death of Beatriz Balzi occured on what date?", "Beatriz Balzi",
-                    "The death of Beatriz Balzi came to what date?", "Beatriz Balzi"),
-            RelationVerdict::kShared);
+  ExpectVerdicts({
+      // Pairs from ZsRE (a record's question and its rephrase): one word swapped for its synonym.
+      {"Who was the dad of Jane Seymour?", "Who's the father of Jane Seymour?", "Jane Seymour", RelationVerdict::kShared},
+      {"What country is Carolina Rodriguez from?", "Which land is Carolina Rodriguez?", "Carolina Rodriguez",
+       RelationVerdict::kShared},
+      {"What city did William Doane live when he died?", "What town did William Doane live when he died?",
+       "William Doane", RelationVerdict::kShared},
+      {"What is the date of birth for Darrell Spencer?", "When did Darrell Spencer be born?", "Darrell Spencer",
+       RelationVerdict::kShared},
+      {"What company made Volvo B12M?", "Volvo B12M's manufacturer was who?", "Volvo B12M", RelationVerdict::kShared},
+      // Synonyms do not join relations: parent, life event and the relation's noun still tell facts apart.
+      {"Who was the dad of Jane Seymour?", "Who was the mom of Jane Seymour?", "Jane Seymour", RelationVerdict::kDifferent},
+      {"The place of birth of Jim Brown is", "The location of death of Jim Brown is", "Jim Brown",
+       RelationVerdict::kDifferent},
+      {"What city was Jim Brown born in?", "What town did Jim Brown die in?", "Jim Brown", RelationVerdict::kDifferent},
+      {"The name of the religion which Jim Brown is associated with is",
+       "The name of the country which Jim Brown is associated with is", "Jim Brown", RelationVerdict::kDifferent},
+      // A verb put in place of another is a rewording (the activation keys decide).
+      {"What war did Alec Rose participate in?", "What war was Alec Rose taking part in?", "Alec Rose",
+       RelationVerdict::kShared},
+      {"The death of Beatriz Balzi occured on what date?", "The death of Beatriz Balzi came to what date?",
+       "Beatriz Balzi", RelationVerdict::kShared},
+  });
 }
 
 TEST(Subject, NameVariantsTrigramsMiss) {
-  // Subject_Aliasing entries of WikiCF records whose Dice with the name is under alias_min.
-  EXPECT_TRUE(NameVariant("Robert F. Kennedy", "RFK"));
-  EXPECT_TRUE(NameVariant("Robert Downey Jr.", "R.D.J."));
-  EXPECT_TRUE(NameVariant("Hurricane Ida", "Ida"));
-  EXPECT_TRUE(NameVariant("Tommy Fury", "Thomas Michael John Fury")) << "Tommy is Thomas's usual short form";
-  EXPECT_TRUE(NameVariant("Katey Sagal", "Catherine Louise Sagal"));
-  EXPECT_TRUE(NameVariant("2021 Myanmar coup d'\xC3\xA9tat", "coup d'\xC3\xA9tat in Myanmar"));
-  EXPECT_TRUE(NameVariant("Steve Kerr", "Stephen Douglas Kerr"));
-  EXPECT_TRUE(NameVariant("Richard Nixon", "R. Nixon"));
-  EXPECT_TRUE(NameVariant("Richard Nixon", "President Nixon"));
-  EXPECT_TRUE(NameVariant("Prince Harry, Duke of Sussex", "Prince Harry"));
-  // Other entities stay apart: another given name, another head word, capitals that are not initials.
-  EXPECT_FALSE(NameVariant("Tommy Fury", "Tyson Fury"));
-  EXPECT_FALSE(NameVariant("Hans Ulrik Gyldenloeve", "Christian Gyldenloeve"));
-  EXPECT_FALSE(NameVariant("Paris Hilton", "Paris"));
-  EXPECT_FALSE(NameVariant("Robert F. Kennedy", "JFK"));
-  EXPECT_FALSE(NameVariant("Robert F. Kennedy", "RF"));
-  EXPECT_FALSE(NameVariant("Ukraine", "UA"));
-  EXPECT_FALSE(NameVariant("Jim Ed", "Ed")) << "a last word under three letters is no head";
-  EXPECT_FALSE(NameVariant("Richard Nixon", "P. Nixon"));
-  EXPECT_FALSE(NameVariant("2008 United States presidential election", "2020 United States presidential election"))
-      << "another number";
-  EXPECT_FALSE(NameVariant("2008 United States presidential election", "United States presidential election in Georgia"))
-      << "a word the name lacks";
-  EXPECT_FALSE(NameVariant("Prince Harry, Duke of Sussex", "Prince")) << "one word before the comma is too little";
+  struct Case {
+    const char* name;
+    const char* text;
+    bool variant;
+  };
+  const std::vector<Case> cases = {
+      // Subject_Aliasing entries of WikiCF records whose Dice with the name is under alias_min.
+      {"Robert F. Kennedy", "RFK", true},
+      {"Robert Downey Jr.", "R.D.J.", true},
+      {"Hurricane Ida", "Ida", true},
+      {"Tommy Fury", "Thomas Michael John Fury", true},  // Tommy: Thomas's usual short form
+      {"Katey Sagal", "Catherine Louise Sagal", true},
+      {"2021 Myanmar coup d'\xC3\xA9tat", "coup d'\xC3\xA9tat in Myanmar", true},
+      {"Steve Kerr", "Stephen Douglas Kerr", true},
+      {"Richard Nixon", "R. Nixon", true},
+      {"Richard Nixon", "President Nixon", true},
+      {"Prince Harry, Duke of Sussex", "Prince Harry", true},
+      // Other entities stay apart: another given name, another head word, capitals that are not initials.
+      {"Tommy Fury", "Tyson Fury", false},
+      {"Hans Ulrik Gyldenloeve", "Christian Gyldenloeve", false},
+      {"Paris Hilton", "Paris", false},
+      {"Robert F. Kennedy", "JFK", false},
+      {"Robert F. Kennedy", "RF", false},
+      {"Ukraine", "UA", false},
+      {"Jim Ed", "Ed", false},  // a last word under three letters is no head
+      {"Richard Nixon", "P. Nixon", false},
+      {"2008 United States presidential election", "2020 United States presidential election", false},
+      {"2008 United States presidential election", "United States presidential election in Georgia", false},
+      {"Prince Harry, Duke of Sussex", "Prince", false},  // one word before the comma is too little
+  };
+  for (const Case& c : cases) EXPECT_EQ(NameVariant(c.name, c.text), c.variant) << c.name << " / " << c.text;
 }
 
 TEST(Subject, ASpanThatStopsInsideANameCutsIt) {
@@ -157,17 +165,16 @@ TEST(Subject, LatinLettersMatchWithoutTheirMarks) {
 }
 
 TEST(Subject, APassiveIsTheSameRelationWhenTheSubjectPlaysTheSamePart) {
-  const std::string ship = "USS Leedstown";
-  // The subject undergoes the making in both.
-  EXPECT_EQ(Compare("Which corporation was USS Leedstown created by?", ship, "What company made USS Leedstown?", ship),
-            RelationVerdict::kShared);
-  EXPECT_EQ(Compare("Which company was USS Leedstown manufactured by?", ship, "Who built USS Leedstown?", ship),
-            RelationVerdict::kShared);
-  // It follows / it is followed: other relations.
-  EXPECT_EQ(Compare("Big Mouth is followed by", "Big Mouth", "Big Mouth follows", "Big Mouth"),
-            RelationVerdict::kDifferent);
-  EXPECT_EQ(Compare("Big Mouth was succeeded by", "Big Mouth", "Big Mouth succeeded", "Big Mouth"),
-            RelationVerdict::kDifferent);
+  ExpectVerdicts({
+      // The subject undergoes the making in both.
+      {"Which corporation was USS Leedstown created by?", "What company made USS Leedstown?", "USS Leedstown",
+       RelationVerdict::kShared},
+      {"Which company was USS Leedstown manufactured by?", "Who built USS Leedstown?", "USS Leedstown",
+       RelationVerdict::kShared},
+      // It follows / it is followed: other relations.
+      {"Big Mouth is followed by", "Big Mouth follows", "Big Mouth", RelationVerdict::kDifferent},
+      {"Big Mouth was succeeded by", "Big Mouth succeeded", "Big Mouth", RelationVerdict::kDifferent},
+  });
 }
 
 }  // namespace
