@@ -18,6 +18,28 @@ bool Subset(const std::set<std::string>& a, const std::set<std::string>& b) {
   return std::includes(b.begin(), b.end(), a.begin(), a.end());
 }
 
+// Whether the UTF-8 character at text[i] (not ASCII) is a letter of a script, not punctuation or a symbol:
+// Latin letters with marks (U+00C0..U+024F but x and /), Greek to Ethiopic and the rest below U+2000,
+// kana, CJK and Hangul (U+3040..U+D7FF). Dashes, quotes and symbols (U+2000..U+303F and others) are not.
+bool IsLetterOutsideAscii(const std::string& text, size_t i) {
+  const unsigned char c = static_cast<unsigned char>(text[i]);
+  uint32_t cp = 0;
+  size_t n = 0;
+  if ((c & 0xE0) == 0xC0) { cp = c & 0x1Fu; n = 1; }
+  else if ((c & 0xF0) == 0xE0) { cp = c & 0x0Fu; n = 2; }
+  else if ((c & 0xF8) == 0xF0) { cp = c & 0x07u; n = 3; }
+  else return false;
+  for (size_t k = 1; k <= n; ++k) {
+    if (i + k >= text.size()) return false;
+    const unsigned char b = static_cast<unsigned char>(text[i + k]);
+    if ((b & 0xC0) != 0x80) return false;
+    cp = (cp << 6) | (b & 0x3Fu);
+  }
+  if (cp >= 0xC0 && cp <= 0x24F) return cp != 0xD7 && cp != 0xF7;
+  if (cp >= 0x370 && cp < 0x2000) return true;
+  return cp >= 0x3040 && cp <= 0xD7FF;
+}
+
 // Words that stand before a name without being part of it (normalised).
 const std::set<std::string>& Titles() {
   static const std::set<std::string> t = {"dr", "mr", "mrs", "ms", "sir", "dame", "lord", "lady", "president",
@@ -181,7 +203,8 @@ bool CutsAName(const std::string& text, const TextSpan& span) {
     while (i < w.end && (text[i] == '"' || text[i] == '(' || text[i] == '\'')) ++i;
     if (i >= w.end) return false;
     const unsigned char c = static_cast<unsigned char>(text[i]);
-    return std::isupper(c) || std::isdigit(c) || c >= 0xC0;
+    if (c < 0x80) return std::isupper(c) || std::isdigit(c);
+    return IsLetterOutsideAscii(text, i);
   };
   const std::vector<TextSpan> words = Words(text);
   for (const TextSpan& w : words) {
@@ -200,9 +223,10 @@ bool CutsAName(const std::string& text, const TextSpan& span) {
 
 namespace {
 
-// A given name as its usual full form ("tommy" -> "thomas", "bobby" -> "robert"), else itself.
-const std::string& FullGivenName(const std::string& w) {
-  static const std::map<std::string, std::string> m = [] {
+// The usual full forms of a given name ("tommy" -> thomas; "ted" -> edward, theodore); a name that is no
+// short form is its own.
+std::vector<std::string> FullGivenNames(const std::string& w) {
+  static const std::map<std::string, std::vector<std::string>> m = [] {
     const std::vector<std::vector<std::string>> groups = {
         {"thomas", "tom", "tommy"},
         {"robert", "rob", "robbie", "bob", "bobby", "bert"},
@@ -212,6 +236,7 @@ const std::string& FullGivenName(const std::string& w) {
         {"john", "johnny", "jack"},
         {"michael", "mike", "mikey", "mick", "mickey"},
         {"edward", "ed", "eddie", "ted", "teddy", "ned"},
+        {"theodore", "theo", "ted", "teddy"},
         {"anthony", "tony"},
         {"charles", "charlie", "chuck"},
         {"joseph", "joe", "joey"},
@@ -226,16 +251,15 @@ const std::string& FullGivenName(const std::string& w) {
         {"patricia", "pat", "patty", "trish"},
         {"rebecca", "becky"},
         {"susan", "sue", "suzy"},
-        {"theodore", "theo"},
         {"gabriella", "gabriela", "gabi", "gabby"},
     };
-    std::map<std::string, std::string> out;
+    std::map<std::string, std::vector<std::string>> out;
     for (const auto& g : groups)
-      for (const std::string& w : g) out.emplace(w, g[0]);
+      for (const std::string& w : g) out[w].push_back(g[0]);
     return out;
   }();
   auto it = m.find(w);
-  return it == m.end() ? w : it->second;
+  return it == m.end() ? std::vector<std::string>{w} : it->second;
 }
 
 bool HasDigit(const std::string& s) {
@@ -285,7 +309,9 @@ bool NameVariant(const std::string& name, const std::string& text) {
   if (nw.size() < 2 || tw.size() < 2) return false;
   const std::string &a = nw[0], &b = tw[0];
   if (Titles().count(a) || Titles().count(b)) return true;
-  if (FullGivenName(a) == FullGivenName(b)) return true;
+  for (const std::string& x : FullGivenNames(a))
+    for (const std::string& y : FullGivenNames(b))
+      if (x == y) return true;
   if ((a.size() == 1 && b[0] == a[0]) || (b.size() == 1 && a[0] == b[0])) return true;
   return a.size() >= 3 && b.size() >= 3 && a.compare(0, 3, b, 0, 3) == 0;
 }

@@ -117,6 +117,7 @@ TEST(Subject, NameVariantsTrigramsMiss) {
       {"Robert Downey Jr.", "R.D.J.", true},
       {"Hurricane Ida", "Ida", true},
       {"Tommy Fury", "Thomas Michael John Fury", true},  // Tommy: Thomas's usual short form
+      {"Ted Kaczynski", "Theodore John Kaczynski", true},  // Ted: Edward's or Theodore's
       {"Katey Sagal", "Catherine Louise Sagal", true},
       {"2021 Myanmar coup d'\xC3\xA9tat", "coup d'\xC3\xA9tat in Myanmar", true},
       {"Steve Kerr", "Stephen Douglas Kerr", true},
@@ -152,6 +153,10 @@ TEST(Subject, ASpanThatStopsInsideANameCutsIt) {
   EXPECT_TRUE(CutsAName(other, FindSubject(other, "Frederic Piesch")));
   const std::string family = "Who was the mother of Christian Gyldenloeve?";
   EXPECT_TRUE(CutsAName(family, FindSubject(family, "Gyldenloeve"))) << "another given name before the family name";
+  const std::string dash = "The question regards the gender of Xolo Mariduen\xCC\x83" "a \xE2\x80\x93 what is it?";
+  EXPECT_FALSE(CutsAName(dash, FindSubject(dash, "Xolo Mariduen\xCC\x83" "a"))) << "a dash is no name";
+  const std::string greek = "Who was the mother of Anna \xCE\x9A\xCE\xBF\xCF\x8D?";
+  EXPECT_TRUE(CutsAName(greek, FindSubject(greek, "Anna"))) << "a Greek name goes on";
   const std::string title = "Who was the dad of Queen Jane Seymour?";
   EXPECT_FALSE(CutsAName(title, FindSubject(title, "Jane Seymour"))) << "a title is no part of the name";
 }
