@@ -87,10 +87,10 @@ int main(int argc, char** argv) {
   build->add_option("--dataset", dataset, "ZsRE MEND json, or a KnowEdit/WikiCF json (test_cf.json, train_cf.json)")
       ->required();
   build->add_option("--format", format, "auto | zsre | wikicf (= knowedit)")->capture_default_str();
-  build->add_option("-T,--questions", bopt.questions, "T: number of questions (the first T records that ask distinct facts)")->required();
-  build->add_flag("--edit-restated", bopt.edit_restated,
-                  "edit every record, also one that restates an earlier record's fact in other words with another "
-                  "answer (the paper's layout); by default such a record's wordings are scored as rewordings of the first");
+  build->add_option("-T,--questions", bopt.questions, "T: number of questions (the first T records)")->required();
+  build->add_flag("--one-per-fact", bopt.one_per_fact,
+                  "the first T records that ask distinct facts: a record that restates an earlier one's fact in other "
+                  "words (with another new answer) is not edited, its wordings are scored as rewordings of the first");
   build->add_option("-P,--answers", bopt.answers, "P: answers per question (1 = LKE)")->capture_default_str();
   build->add_option("--seed", bopt.seed, "seed for the alternative answers")->capture_default_str();
   build->add_option("--offset", bopt.offset, "first record used")->capture_default_str();

@@ -327,7 +327,7 @@ absl::StatusOr<std::vector<size_t>> SelectFacts(const Dataset& dataset, int64_t 
   if (static_cast<int>(picked.size()) < questions)
     return absl::InvalidArgumentError(absl::StrCat("the dataset has ", picked.size(), " distinct facts from record ",
                                                    offset, "; cannot take ", questions,
-                                                   " questions (--edit-restated edits every record)"));
+                                                   " questions (without --one-per-fact every record is edited)"));
   // Records after the last one picked that restate a picked fact are its rewordings too.
   for (; i < dataset.records.size(); ++i) {
     for (const std::string& k : FactKeys(dataset.records[i])) {
@@ -439,12 +439,12 @@ absl::StatusOr<EditStream> BuildStream(const Dataset& dataset, const BuildOption
                                                    " questions from record ", options.offset));
   std::vector<std::vector<size_t>> same_fact;
   absl::StatusOr<std::vector<size_t>> picked = std::vector<size_t>{};
-  if (options.edit_restated) {  // every record its own question, as the paper's T = 1000 ZsRE runs
-    for (int q = 0; q < options.questions; ++q) picked->push_back(static_cast<size_t>(options.offset + q));
-    same_fact.resize(picked->size());
-  } else {
+  if (options.one_per_fact) {
     picked = SelectFacts(dataset, options.offset, options.questions, &same_fact);
     if (!picked.ok()) return picked.status();
+  } else {  // every record its own question
+    for (int q = 0; q < options.questions; ++q) picked->push_back(static_cast<size_t>(options.offset + q));
+    same_fact.resize(picked->size());
   }
 
   // Candidate pools of other records' targets, deduplicated by normalized text, in dataset order.

@@ -1,12 +1,12 @@
 // Builds LKE and sLKE edit streams from the shared ZsRE and WikiCF files (see docs/streams.md).
 //
-// LKE: the first T records in order that ask distinct facts, one edit each (P = 1). A record that asks
-// the same fact as an earlier one (the same subject and a true answer in common: ZsRE lists a fact once
-// per wording, each with its own new target) is not edited: a service must answer every wording of a
-// fact with its latest edit, so two wordings edited to two answers cannot both be right. Its question
-// and rephrase are scored as `reworded` prompts of the fact's first record (SelectFacts). With
-// edit_restated, every record from the offset is its own question (the layout of the paper's ZsRE runs;
-// ZsRE MEND has 743 distinct facts in 1,037 records). sLKE: the same T questions, P answers each:
+// LKE: the first T records in order, one edit each (P = 1), as the paper's runs and the Python reference
+// take them. With one_per_fact, the first T records that ask distinct facts: a record that asks the same
+// fact as an earlier one (the same subject and a true answer in common: ZsRE lists a fact once per
+// wording, each with its own new target) is not edited, since a service must answer every wording of a
+// fact with its latest edit and two wordings edited to two answers cannot both be right; its question and
+// rephrase are scored as `reworded` prompts of the fact's first record (SelectFacts). ZsRE MEND has 743
+// distinct facts in 1,037 records. sLKE: the same T questions, P answers each:
 // the record's own new target first, then P - 1 alternatives drawn (seeded) from other records' targets
 // of the same answer type (answer_type.h), preferring the same relation (RelationKey), never one of the
 // record's true answers, never a duplicate. Edits are ordered in P rounds over the T questions, so a
@@ -88,7 +88,7 @@ struct BuildOptions {
   int answers = 1;       // P (1 = LKE)
   uint64_t seed = 0;
   int offset = 0;        // first record used
-  bool edit_restated = false;  // true: records that restate an earlier record's fact are edited too
+  bool one_per_fact = false;  // true: a record that restates an earlier record's fact is not edited (above)
   std::string name;      // the stream's name
 };
 

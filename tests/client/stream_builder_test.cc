@@ -45,12 +45,11 @@ TEST(StreamBuilderTest, ZsreIsReadInFull) {
   EXPECT_EQ(ds.records[0].loc_ans, "The String");
 }
 
-TEST(StreamBuilderTest, LkeIsTheFirstTRecordsInOrderWithEditRestated) {
+TEST(StreamBuilderTest, LkeIsTheFirstTRecordsInOrder) {
   MOKE_REQUIRE_SHARED(kZsre);
   BuildOptions opt;
   opt.questions = 50;
   opt.answers = 1;
-  opt.edit_restated = true;
   auto s = BuildStream(Zsre(), opt);
   ASSERT_TRUE(s.ok()) << s.status();
   ASSERT_EQ(s->edits.size(), 50u);
@@ -95,6 +94,7 @@ TEST(StreamBuilderTest, ARestatedFactIsEditedOnceAndItsWordingsAreRewordings) {
 
   BuildOptions opt;
   opt.questions = 3;
+  opt.one_per_fact = true;
   auto s = BuildStream(*ds, opt);
   ASSERT_TRUE(s.ok()) << s.status();
   ASSERT_EQ(s->edits.size(), 3u);
@@ -112,7 +112,7 @@ TEST(StreamBuilderTest, ARestatedFactIsEditedOnceAndItsWordingsAreRewordings) {
   auto too_many = BuildStream(*ds, opt);
   ASSERT_EQ(too_many.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(std::string(too_many.status().message()).find("3 distinct facts"), std::string::npos) << too_many.status();
-  opt.edit_restated = true;  // every record its own question
+  opt.one_per_fact = false;  // every record its own question
   auto all = BuildStream(*ds, opt);
   ASSERT_TRUE(all.ok()) << all.status();
   ASSERT_EQ(all->edits.size(), 4u);
@@ -331,6 +331,7 @@ TEST(StreamBuilderTest, ZsreScopeChecks) {
   MOKE_REQUIRE_SHARED(kZsre);
   BuildOptions opt;
   opt.questions = 100;
+  opt.one_per_fact = true;
   auto s = BuildStream(Zsre(), opt);
   ASSERT_TRUE(s.ok()) << s.status();
   const auto [with_hard_loc, with_reworded] = CheckScope(Zsre(), *s);
