@@ -4,12 +4,13 @@
 //
 // A fact is keyed by what it is about and what it asks, each matched on its own (issue 14):
 //   - the subject, as text: its name and the aliases learned from paraphrases, found in the prompt by
-//     character trigrams (subject.h). A prompt about another subject never matches, however alike the
-//     wording;
+//     character trigrams (subject.h), never as the part of a longer name (CutsAName). A prompt about
+//     another subject never matches, however alike the wording;
 //   - the relation: the prompt with the subject cut out. The same template word for word is the same
-//     relation (then the subject may be spelled differently: "Leo DiCaprio"); a rewording must share a
-//     relation word and not swap one relation word for another (CompareRelations), and its activation
-//     key (the edit layer's mean input over the prompt without the subject) must be near the fact's.
+//     relation (then the subject may be spelled differently: "Leo DiCaprio", or named by initials, a short
+//     given name, a title: NameVariant); a rewording must share a relation word (synonyms count as one)
+//     and not put another noun in the relation's place (CompareRelations), and its activation key (the
+//     edit layer's mean input over the prompt without the subject) must be near the fact's.
 // When in doubt the prompt is left alone: answering an unedited fact with someone else's answer is worse
 // than missing a rewording.
 //

@@ -45,7 +45,8 @@ TextSpan FindSubject(const std::string& question, const std::vector<uint32_t>& s
 size_t WordCount(const std::string& s);
 
 // True when `span` of `text` stops inside a name: the word right after it, or right before it (unless that
-// one opens the text), starts with a capital letter, a digit or a non-ASCII letter.
+// one opens the text or is a title), starts with a capital letter, a digit or a letter outside ASCII
+// (punctuation such as a dash does not count).
 bool CutsAName(const std::string& text, const TextSpan& span);
 
 // True when `text` names `name` in a way trigrams miss: three of its words or more in any order, without
