@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace moke {
@@ -18,23 +19,31 @@ bool Subset(const std::set<std::string>& a, const std::set<std::string>& b) {
   return std::includes(b.begin(), b.end(), a.begin(), a.end());
 }
 
-// Whether the UTF-8 character at text[i] (not ASCII) is a letter of a script, not punctuation or a symbol:
-// Latin letters with marks (U+00C0..U+024F but x and /), Greek to Ethiopic and the rest below U+2000,
-// kana, CJK and Hangul (U+3040..U+D7FF). Dashes, quotes and symbols (U+2000..U+303F and others) are not.
-bool IsLetterOutsideAscii(const std::string& text, size_t i) {
+// The code point of the UTF-8 character at text[i] (not ASCII) and its length in bytes; {0, 0} when the
+// bytes there are not a well-formed lead and continuation.
+std::pair<uint32_t, size_t> DecodeAt(const std::string& text, size_t i) {
   const unsigned char c = static_cast<unsigned char>(text[i]);
   uint32_t cp = 0;
   size_t n = 0;
   if ((c & 0xE0) == 0xC0) { cp = c & 0x1Fu; n = 1; }
   else if ((c & 0xF0) == 0xE0) { cp = c & 0x0Fu; n = 2; }
   else if ((c & 0xF8) == 0xF0) { cp = c & 0x07u; n = 3; }
-  else return false;
+  else return {0, 0};
   for (size_t k = 1; k <= n; ++k) {
-    if (i + k >= text.size()) return false;
+    if (i + k >= text.size()) return {0, 0};
     const unsigned char b = static_cast<unsigned char>(text[i + k]);
-    if ((b & 0xC0) != 0x80) return false;
+    if ((b & 0xC0) != 0x80) return {0, 0};
     cp = (cp << 6) | (b & 0x3Fu);
   }
+  return {cp, n + 1};
+}
+
+// Whether the UTF-8 character at text[i] (not ASCII) is a letter of a script, not punctuation or a symbol:
+// Latin letters with marks (U+00C0..U+024F but x and /), Greek to Ethiopic and the rest below U+2000,
+// kana, CJK and Hangul (U+3040..U+D7FF). Dashes, quotes and symbols (U+2000..U+303F and others) are not.
+bool IsLetterOutsideAscii(const std::string& text, size_t i) {
+  const auto [cp, length] = DecodeAt(text, i);
+  if (length == 0) return false;
   if (cp >= 0xC0 && cp <= 0x24F) return cp != 0xD7 && cp != 0xF7;
   if (cp >= 0x370 && cp < 0x2000) return true;
   return cp >= 0x3040 && cp <= 0xD7FF;
@@ -134,16 +143,14 @@ std::string NormalizeForMatch(const std::string& s) {
   for (size_t k = 0; k < s.size(); ++k) {
     const unsigned char c = static_cast<unsigned char>(s[k]);
     if (c >= 0x80) {
-      // A Latin letter with marks (two bytes, U+00C0..U+017F) is its base letter: "Räikkönen" matches
-      // "Raikkonen". Other bytes are kept as they are.
-      if (c >= 0xC3 && c <= 0xC5 && k + 1 < s.size() && (static_cast<unsigned char>(s[k + 1]) & 0xC0) == 0x80) {
-        const uint32_t cp = ((c & 0x1Fu) << 6) | (static_cast<unsigned char>(s[k + 1]) & 0x3Fu);
-        if (cp >= 0xC0) {
-          if (const char* base = FoldLatin(cp - 0xC0)) {
-            out += base;
-            ++k;
-            continue;
-          }
+      // A Latin letter with marks (U+00C0..U+017F) is its base letter: "Räikkönen" matches "Raikkonen".
+      // Other bytes are kept as they are.
+      const auto [cp, length] = DecodeAt(s, k);
+      if (length > 0 && cp >= 0xC0) {
+        if (const char* base = FoldLatin(cp - 0xC0)) {
+          out += base;
+          k += length - 1;
+          continue;
         }
       }
       out.push_back(static_cast<char>(c));

@@ -292,8 +292,8 @@ at::Tensor LlamaModel::AttentionHeads(const at::Tensor& h, int64_t layer, KvCach
   at::Tensor cos = rope_cos_.narrow(0, pos0, T), sin = rope_sin_.narrow(0, pos0, T);     // [T, hd]
   at::Tensor qk = ops::Rope(qkv.narrow(1, 0, H + KV), cos, sin);  // the query and key heads, rotated together
   at::Tensor q = qk.narrow(1, 0, H);                                // [B, H, T, hd]
-  at::Tensor k = qk.narrow(1, H, KV).contiguous();                  // [B, KV, T, hd]
-  at::Tensor v = qkv.narrow(1, H + KV, KV).contiguous();
+  at::Tensor k = qk.narrow(1, H, KV);                               // [B, KV, T, hd]
+  at::Tensor v = qkv.narrow(1, H + KV, KV);
   if (cache != nullptr) {
     if (cache->k.size() <= static_cast<size_t>(layer)) {
       cache->k.resize(layers_.size());
@@ -302,6 +302,9 @@ at::Tensor LlamaModel::AttentionHeads(const at::Tensor& h, int64_t layer, KvCach
     if (cache->k[layer].defined()) {
       k = at::cat({cache->k[layer], k}, 2);
       v = at::cat({cache->v[layer], v}, 2);
+    } else {  // kept as they are: copies of their own, not views holding the query heads too
+      k = k.contiguous();
+      v = v.contiguous();
     }
     cache->k[layer] = k;
     cache->v[layer] = v;
