@@ -8,6 +8,7 @@
 #include <map>
 #include <utility>
 
+#include "core/model/decode_attention.h"
 #include "core/model/llama_ops.h"
 
 namespace moke {
@@ -219,9 +220,9 @@ std::vector<BatchDecoder::Event> BatchDecoder::Step() {
   const LlamaModel& m = model_;
   const ModelConfig& c = m.config();
   const int64_t n = static_cast<int64_t>(rows_.size());
-  const int64_t H = c.num_attention_heads, KV = c.num_key_value_heads, hd = c.head_dim, G = H / KV;
+  const int64_t H = c.num_attention_heads, KV = c.num_key_value_heads, hd = c.head_dim;
   std::vector<int64_t> ids(n), positions(n);
-  int64_t span = 0;  // positions the attention reads: the longest row's, with its new token
+  int64_t span = 0;  // positions the step reaches: the longest row's, with its new token
   for (int64_t i = 0; i < n; ++i) {
     ids[i] = rows_[i].row.generation.tokens.back();
     positions[i] = rows_[i].length;
@@ -239,9 +240,8 @@ std::vector<BatchDecoder::Event> BatchDecoder::Step() {
     for (int64_t kv = 0; kv < KV; ++kv) slots[i * KV + kv] = (i * KV + kv) * capacity_ + positions[i];
   const at::Tensor at_slots = at::tensor(slots, m.id_options());
   const at::Tensor flat = kv_.view({-1, hd});
-  // Row i attends to its positions 0..positions[i]; the rest of the span is another row's or empty.
-  at::Tensor masked = (at::arange(span, m.id_options()).unsqueeze(0) > pos.unsqueeze(1)).view({n, 1, 1, span});
-  const double scale = std::sqrt(static_cast<double>(hd));
+  std::vector<int64_t> lengths(positions);  // row i attends to its positions 0..positions[i]
+  for (int64_t& x : lengths) ++x;
 
   std::vector<const DownOverride*> overrides(n);
   for (int64_t i = 0; i < n; ++i) overrides[i] = rows_[i].row.override.get();
@@ -255,15 +255,8 @@ std::vector<BatchDecoder::Event> BatchDecoder::Step() {
     // Row i's new key and value at its position.
     flat.index_copy_(0, at_slots + (2 * l) * buffer, qk.narrow(1, H, KV).reshape({n * KV, hd}));
     flat.index_copy_(0, at_slots + (2 * l + 1) * buffer, qkv.narrow(1, H + KV, KV).reshape({n * KV, hd}));
-    at::Tensor held = kv_.select(0, l).narrow(1, 0, n).narrow(3, 0, span);  // [2, n, KV, span, hd]
-    at::Tensor kk = held.select(0, 0), vv = held.select(0, 1);
-    // Grouped-query attention as LlamaModel::AttentionHeads computes it: the G query heads of one kv head
-    // as one [G, hd] matrix (head h reads kv head h / G), one product per kv head.
-    at::Tensor scores =
-        at::matmul(q.reshape({n, KV, G, hd}), kk.transpose(-2, -1)).view({n, H, 1, span}).to(at::kFloat) / scale;
-    scores = scores.masked_fill(masked, -std::numeric_limits<float>::infinity());
-    at::Tensor probs = scores.softmax(-1).to(h.scalar_type());
-    at::Tensor out = at::matmul(probs.view({n, KV, G, span}), vv).reshape({n, 1, H * hd});
+    at::Tensor layer = kv_.select(0, l);  // [2, max_rows, KV, capacity, hd]
+    at::Tensor out = ops::DecodeAttention(q, layer.select(0, 0), layer.select(0, 1), lengths).view({n, 1, H * hd});
     at::Tensor h_mid = h + at::linear(out, L.wo);
     h = h_mid + DownProduct(m, m.MlpInput(h_mid, l), l, overrides);
   }

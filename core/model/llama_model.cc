@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
+#include "core/model/decode_attention.h"
 #include "core/model/llama_ops.h"
 #include "core/model/safetensors.h"
 #include "nlohmann/json.hpp"
@@ -310,6 +311,9 @@ at::Tensor LlamaModel::AttentionHeads(const at::Tensor& h, int64_t layer, KvCach
     cache->v[layer] = v;
   }
   const int64_t S = k.size(2), G = H / KV;
+  if (T == 1) {  // one new token over a cache: the decode step's attention (BatchDecoder::Step's too)
+    return ops::DecodeAttention(q.select(2, 0), k, v, std::vector<int64_t>(B, S)).view({B, 1, H * hd});
+  }
   // Grouped-query attention: the G query heads that read one kv head are one [G * T, hd] matrix (head h
   // reads kv head h / G), so the products run per kv head: [B, KV, G * T, S].
   at::Tensor scores = at::matmul(q.reshape({B, KV, G * T, hd}), k.transpose(-2, -1)).view({B, H, T, S}).to(at::kFloat) /

@@ -8,6 +8,8 @@
 // `speedup_vs_cache` counter of the uncached benchmarks). batch_decode/small/R: R requests decoded together
 // by the BatchDecoder (continuous batching, issue 17), 32 new tokens each; the summary prints its new
 // tokens/s against one request's cached decode of the same length, measured in the same run.
+// decode_attention/{products,loop}/R: one layer's attention of one new token for R rows, LibTorch's batched
+// products against the CPU loop the decode steps use (ops::DecodeAttention); the summary prints the ratio.
 //
 //   model_benchmark                              # full run (< 60 s on 2 cores)
 //   model_benchmark --benchmark_min_time=0.001   # smoke (ctest model_benchmark_smoke)
@@ -24,6 +26,7 @@
 
 #include "core/common/process_tuning.h"
 #include "core/model/batch_decode.h"
+#include "core/model/decode_attention.h"
 #include "core/model/llama_model.h"
 #include "tests/testing/temp_dir.h"
 #include "tools/make_checkpoint/checkpoint_maker.h"
@@ -189,6 +192,30 @@ void BM_BatchDecode(benchmark::State& state, std::string which) {
   state.counters["tokens_per_s"] = benchmark::Counter(static_cast<double>(tokens), benchmark::Counter::kIsRate);
 }
 
+// The attention of one new token per row at the small model's shape (8 query heads over 4 kv heads of 8),
+// over the decoder's buffer [2, 16, KV, 64, hd] with rows of lengths 17..32 (a 16-token prompt and up to
+// 16 new tokens): ops::DecodeAttentionLoop, the CPU loop the decode steps use, against
+// ops::DecodeAttentionProducts, LibTorch's batched products that they used before. Items are rows.
+void BM_DecodeAttention(benchmark::State& state, bool loop) {
+  const int64_t n = state.range(0), H = 8, KV = 4, hd = 8, cap = 64;
+  at::InferenceMode guard;
+  at::manual_seed(1);
+  at::Tensor kv = at::randn({2, 16, KV, cap, hd});
+  at::Tensor q = at::randn({n, H, hd});
+  std::vector<int64_t> lengths(n);
+  for (int64_t i = 0; i < n; ++i) lengths[i] = 17 + (i * 5) % 16;
+  const at::Tensor k = kv.select(0, 0), v = kv.select(0, 1);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    at::Tensor out = loop ? ops::DecodeAttentionLoop(q, k, v, lengths) : ops::DecodeAttentionProducts(q, k, v, lengths);
+    benchmark::DoNotOptimize(out.data_ptr());
+  }
+  Seconds()[absl::StrCat("attention/", n, loop ? "/loop" : "/products")] =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
+      static_cast<double>(state.iterations());
+  state.SetItemsProcessed(state.iterations() * n);
+}
+
 void Register() {
   using benchmark::RegisterBenchmark;
   for (const std::string which : {"small", "large"}) {
@@ -210,6 +237,13 @@ void Register() {
       ->Args({16, 32})
       ->Unit(benchmark::kMillisecond)
       ->UseRealTime();
+  for (bool loop : {false, true}) {
+    RegisterBenchmark(loop ? "decode_attention/loop" : "decode_attention/products", BM_DecodeAttention, loop)
+        ->Arg(1)
+        ->Arg(16)
+        ->Unit(benchmark::kMicrosecond)
+        ->UseRealTime();
+  }
   for (int rows : {1, 4, 16}) {
     RegisterBenchmark("batch_decode/small", BM_BatchDecode, std::string("small"))
         ->Arg(rows)
@@ -224,6 +258,13 @@ void PrintSummary() {
     if (key.rfind("small/batch/", 0) != 0 || alone == Seconds().end()) continue;
     std::printf("batched decoding, %s rows: %.0f new tokens/s, %.2fx one request's cached decode (%.0f tokens/s)\n",
                 key.substr(12).c_str(), 1.0 / per_token, (alone->second / 32) / per_token, 32 / alone->second);
+  }
+  for (int n : {1, 16}) {
+    auto products = Seconds().find(absl::StrCat("attention/", n, "/products"));
+    auto loop = Seconds().find(absl::StrCat("attention/", n, "/loop"));
+    if (products == Seconds().end() || loop == Seconds().end()) continue;
+    std::printf("decode attention, %d rows: the loop %.2fx LibTorch's products (%.1f against %.1f us per layer)\n", n,
+                products->second / loop->second, loop->second * 1e6, products->second * 1e6);
   }
   for (const auto& [key, secs] : Seconds()) {
     const auto slash = key.rfind('/');
