@@ -242,6 +242,7 @@ std::vector<BatchDecoder::Event> BatchDecoder::Step() {
   const at::Tensor flat = kv_.view({-1, hd});
   std::vector<int64_t> lengths(positions);  // row i attends to its positions 0..positions[i]
   for (int64_t& x : lengths) ++x;
+  at::Tensor masked;  // where the attention runs as products (not on the CPU): their mask, made once
 
   std::vector<const DownOverride*> overrides(n);
   for (int64_t i = 0; i < n; ++i) overrides[i] = rows_[i].row.override.get();
@@ -256,7 +257,9 @@ std::vector<BatchDecoder::Event> BatchDecoder::Step() {
     flat.index_copy_(0, at_slots + (2 * l) * buffer, qk.narrow(1, H, KV).reshape({n * KV, hd}));
     flat.index_copy_(0, at_slots + (2 * l + 1) * buffer, qkv.narrow(1, H + KV, KV).reshape({n * KV, hd}));
     at::Tensor layer = kv_.select(0, l);  // [2, max_rows, KV, capacity, hd]
-    at::Tensor out = ops::DecodeAttention(q, layer.select(0, 0), layer.select(0, 1), lengths).view({n, 1, H * hd});
+    at::Tensor k = layer.select(0, 0), v = layer.select(0, 1);
+    if (!masked.defined() && !ops::DecodeAttentionLoopFits(q, k, v)) masked = ops::DecodeMask(lengths, q.device());
+    at::Tensor out = ops::DecodeAttention(q, k, v, lengths, masked).view({n, 1, H * hd});
     at::Tensor h_mid = h + at::linear(out, L.wo);
     h = h_mid + DownProduct(m, m.MlpInput(h_mid, l), l, overrides);
   }

@@ -21,17 +21,25 @@ namespace moke::ops {
 // q [n, H, hd]; k and v [rows >= n, KV, capacity, hd] (row i's kv head j at positions 0..lengths[i]-1).
 // Returns [n, H * hd] in q's dtype: for each row and query head, the softmax of q . k / sqrt(hd) over the
 // row's positions, times their values. Float32 on the CPU goes to DecodeAttentionLoop, the rest to
-// DecodeAttentionProducts.
+// DecodeAttentionProducts. `masked`: optional, DecodeMask(lengths) on q's device, for a caller that calls
+// this for every layer of a step (the products need it when the rows' lengths differ; made once, it is
+// one copy to the device per step instead of one per layer).
 at::Tensor DecodeAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                           const std::vector<int64_t>& lengths);
+                           const std::vector<int64_t>& lengths, const at::Tensor& masked = at::Tensor());
+
+// Whether DecodeAttention takes these tensors to the loop.
+bool DecodeAttentionLoopFits(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+
+// [n, 1, 1, span] bool on `device`: true past each row's length (span: the longest).
+at::Tensor DecodeMask(const std::vector<int64_t>& lengths, const at::Device& device);
 
 // The two ways, public for the tests and model_benchmark, which compare them.
 // One loop over the numbers: float32 CPU tensors only; any strides for the outer dimensions, but within a
-// head its hd numbers must be adjacent.
+// head its hd numbers must be adjacent, and k and v must be laid out alike.
 at::Tensor DecodeAttentionLoop(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                const std::vector<int64_t>& lengths);
 // LibTorch's batched products over the longest row's span, the rest masked: any device and dtype.
 at::Tensor DecodeAttentionProducts(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                   const std::vector<int64_t>& lengths);
+                                   const std::vector<int64_t>& lengths, const at::Tensor& masked = at::Tensor());
 
 }  // namespace moke::ops

@@ -46,6 +46,13 @@ TEST(DecodeAttentionTest, LoopEqualsProductsOnTheDecodersLayout) {
   at::Tensor products = DecodeAttentionProducts(q, kv.select(0, 0), kv.select(0, 1), lengths);
   ASSERT_EQ(loop.sizes(), (std::vector<int64_t>{n, H * hd}));
   EXPECT_TRUE(at::allclose(loop, products, 1e-5, 1e-5)) << (loop - products).abs().max().item<float>();
+  // A mask made once per step by the caller gives the same numbers.
+  at::Tensor mask = DecodeMask(lengths, at::kCPU);
+  ASSERT_EQ(mask.sizes(), (std::vector<int64_t>{n, 1, 1, cap}));
+  EXPECT_TRUE(mask[0][0][0][1].item<bool>());
+  EXPECT_FALSE(mask[2][0][0][4].item<bool>());
+  EXPECT_TRUE(mask[2][0][0][5].item<bool>());
+  EXPECT_TRUE(at::equal(DecodeAttentionProducts(q, kv.select(0, 0), kv.select(0, 1), lengths, mask), products));
   // The last row reads only its own two positions: changing another row's numbers leaves it alone.
   at::Tensor before = loop[4].clone();
   kv.select(1, 3).fill_(-2.0f);
