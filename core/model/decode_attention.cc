@@ -121,9 +121,12 @@ at::Tensor DecodeAttentionLoop(const at::Tensor& q, const at::Tensor& k, const a
       }
       const float* kj = kp + i * k.stride(0) + j * k.stride(1);
       const float* vj = vp + i * v.stride(0) + j * v.stride(1);
-      switch (hd) {  // the head sizes of the models moke ships and of LLaMA-2
+      switch (hd) {  // the head sizes of the small model, of model_benchmark's large one and of LLaMA-2
         case 8:
           AttendGroup<8>(qs.data(), G, kj, vj, k.stride(2), len, hd, scale, scores.data(), outs.data());
+          break;
+        case 64:
+          AttendGroup<64>(qs.data(), G, kj, vj, k.stride(2), len, hd, scale, scores.data(), outs.data());
           break;
         case 128:
           AttendGroup<128>(qs.data(), G, kj, vj, k.stride(2), len, hd, scale, scores.data(), outs.data());

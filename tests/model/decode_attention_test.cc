@@ -34,29 +34,33 @@ TEST(DecodeAttentionTest, WorkedByHand) {
 // lengths 1..capacity; numbers past each row's end are large (the loop must not read them, the products
 // mask them), and the query is a view into a fused q/k/v product as in the decoder's step.
 TEST(DecodeAttentionTest, LoopEqualsProductsOnTheDecodersLayout) {
-  at::manual_seed(3);
-  const int64_t rows = 7, n = 5, H = 8, KV = 4, cap = 12, hd = 8;
-  at::Tensor kv = at::randn({2, rows, KV, cap, hd});
-  const std::vector<int64_t> lengths = {1, 12, 5, 9, 2};
-  for (int64_t i = 0; i < n; ++i) kv.select(1, i).narrow(2, lengths[i], cap - lengths[i]).fill_(1e4);
-  at::Tensor qkv = at::randn({n, H + 2 * KV, hd});
-  at::Tensor q = qkv.narrow(1, 0, H);
-  ASSERT_FALSE(q.is_contiguous());
-  at::Tensor loop = DecodeAttentionLoop(q, kv.select(0, 0), kv.select(0, 1), lengths);
-  at::Tensor products = DecodeAttentionProducts(q, kv.select(0, 0), kv.select(0, 1), lengths);
-  ASSERT_EQ(loop.sizes(), (std::vector<int64_t>{n, H * hd}));
-  EXPECT_TRUE(at::allclose(loop, products, 1e-5, 1e-5)) << (loop - products).abs().max().item<float>();
-  // A mask made once per step by the caller gives the same numbers.
-  at::Tensor mask = DecodeMask(lengths, at::kCPU);
-  ASSERT_EQ(mask.sizes(), (std::vector<int64_t>{n, 1, 1, cap}));
-  EXPECT_TRUE(mask[0][0][0][1].item<bool>());
-  EXPECT_FALSE(mask[2][0][0][4].item<bool>());
-  EXPECT_TRUE(mask[2][0][0][5].item<bool>());
-  EXPECT_TRUE(at::equal(DecodeAttentionProducts(q, kv.select(0, 0), kv.select(0, 1), lengths, mask), products));
-  // The last row reads only its own two positions: changing another row's numbers leaves it alone.
-  at::Tensor before = loop[4].clone();
-  kv.select(1, 3).fill_(-2.0f);
-  EXPECT_TRUE(at::equal(DecodeAttentionLoop(q, kv.select(0, 0), kv.select(0, 1), lengths)[4], before));
+  // hd 8, 64 and 128 take the unrolled loops, 12 the general one.
+  for (const int64_t hd : {8, 64, 128, 12}) {
+    SCOPED_TRACE(hd);
+    at::manual_seed(3);
+    const int64_t rows = 7, n = 5, H = 8, KV = 4, cap = 12;
+    at::Tensor kv = at::randn({2, rows, KV, cap, hd});
+    const std::vector<int64_t> lengths = {1, 12, 5, 9, 2};
+    for (int64_t i = 0; i < n; ++i) kv.select(1, i).narrow(2, lengths[i], cap - lengths[i]).fill_(1e4);
+    at::Tensor qkv = at::randn({n, H + 2 * KV, hd}) / std::sqrt(static_cast<double>(hd) / 8);
+    at::Tensor q = qkv.narrow(1, 0, H);
+    ASSERT_FALSE(q.is_contiguous());
+    at::Tensor loop = DecodeAttentionLoop(q, kv.select(0, 0), kv.select(0, 1), lengths);
+    at::Tensor products = DecodeAttentionProducts(q, kv.select(0, 0), kv.select(0, 1), lengths);
+    ASSERT_EQ(loop.sizes(), (std::vector<int64_t>{n, H * hd}));
+    EXPECT_TRUE(at::allclose(loop, products, 1e-5, 1e-5)) << (loop - products).abs().max().item<float>();
+    // A mask made once per step by the caller gives the same numbers.
+    at::Tensor mask = DecodeMask(lengths, at::kCPU);
+    ASSERT_EQ(mask.sizes(), (std::vector<int64_t>{n, 1, 1, cap}));
+    EXPECT_TRUE(mask[0][0][0][1].item<bool>());
+    EXPECT_FALSE(mask[2][0][0][4].item<bool>());
+    EXPECT_TRUE(mask[2][0][0][5].item<bool>());
+    EXPECT_TRUE(at::equal(DecodeAttentionProducts(q, kv.select(0, 0), kv.select(0, 1), lengths, mask), products));
+    // The last row reads only its own two positions: changing another row's numbers leaves it alone.
+    at::Tensor before = loop[4].clone();
+    kv.select(1, 3).fill_(-2.0f);
+    EXPECT_TRUE(at::equal(DecodeAttentionLoop(q, kv.select(0, 0), kv.select(0, 1), lengths)[4], before));
+  }
 }
 
 TEST(DecodeAttentionTest, DispatchesOtherDtypesToTheProducts) {
