@@ -55,7 +55,8 @@ bool CutsAName(const std::string& text, const TextSpan& span);
 // Duke of Sussex"); the name with words left out or added that keeps its last word ("Ida" / "Hurricane
 // Ida"); the same last word after a given name that is the same by its usual short form ("Tommy Fury" /
 // "Thomas Fury"), starts alike ("Steve Kerr" / "Stephen Douglas Kerr"), is its initial ("R. Nixon") or a
-// title ("President Nixon", "Dr. Grady"). Only for a prompt in the fact's own template, where the rest of
+// title ("President Nixon", "Dr. Grady"); a country's other name or ISO code ("UA" for "Ukraine",
+// CountryNames). Only for a prompt in the fact's own template, where the rest of
 // the wording already matches (scope.h).
 bool NameVariant(const std::string& name, const std::string& text);
 
