@@ -312,11 +312,14 @@ absl::StatusOr<uint64_t> KnowledgeServer::RunRestore(const std::string& name) {
   }
   // A new version above every earlier one: a version number never names two states.
   const uint64_t version = current + 1;
-  MOKE_RETURN_IF_ERROR(editor_->RestoreSnapshot(path, version));  // on error the state is unchanged
+  // Restored but not published (on error the state is unchanged): readers see it once it is durable.
+  MOKE_RETURN_IF_ERROR(editor_->RestoreSnapshot(path, version, /*publish=*/false));
   const storage::LogRecord rec = StateRecordOf(storage::LogRecordType::kRestore, version, name);
-  absl::Status logged = AppendToLog(rec);
-  AnnounceVersion();  // RestoreSnapshot published the state
-  if (!logged.ok()) return absl::InternalError(absl::StrCat("restored in memory but not durable: ", logged.message()));
+  if (absl::Status s = AppendToLog(rec); !s.ok()) {
+    return absl::InternalError(absl::StrCat("restored in memory but not durable: ", s.message()));
+  }
+  editor_->Publish();
+  AnnounceVersion();
   index_.Add(rec);
   edits_since_checkpoint_ = 0;
   spdlog::info("restored snapshot {} (version {}) as version {}", name, held, version);

@@ -402,11 +402,12 @@ absl::StatusOr<uint64_t> Editor::SnapshotVersion(const std::string& path) {
   return SnapshotVersionOf(data, path);
 }
 
-absl::Status Editor::RestoreSnapshot(const std::string& path, std::optional<uint64_t> as_version) {
+absl::Status Editor::RestoreSnapshot(const std::string& path, std::optional<uint64_t> as_version, bool publish) {
   SerialCheck::Scope serial(impl_->serial, "Editor::RestoreSnapshot");
   MOKE_ASSIGN_OR_RETURN(SnapshotData data, ReadSnapshotFile(path));
   MOKE_RETURN_IF_ERROR(DecodeSnapshot(data, path, &impl_->s));
   if (as_version) impl_->s.version = *as_version;
+  if (!publish) return absl::OkStatus();
   return GuardTorch("restore", [&] {
     impl_->Publish();
     return absl::OkStatus();

@@ -161,10 +161,11 @@ class Editor {
   // Writes the current state (experts or their EMR form, masks, router, thresholds, replay buffer, edit
   // history, RNG state) atomically to `path` (temp file, fsync, rename), with a checksum.
   absl::Status SaveSnapshot(const std::string& path) const;
-  // Replaces the state with a snapshot and publishes it, as version `as_version` when given (a restore is
-  // then a new version above the current one) or as the snapshot's own. A corrupt or mismatched snapshot
-  // is refused (DATA_LOSS / FAILED_PRECONDITION) and the state is unchanged.
-  absl::Status RestoreSnapshot(const std::string& path, std::optional<uint64_t> as_version = std::nullopt);
+  // Replaces the state with a snapshot, as version `as_version` when given (a restore is then a new
+  // version above the current one) or as the snapshot's own; `publish` as for ApplyEdit. A corrupt or
+  // mismatched snapshot is refused (DATA_LOSS / FAILED_PRECONDITION) and the state is unchanged.
+  absl::Status RestoreSnapshot(const std::string& path, std::optional<uint64_t> as_version = std::nullopt,
+                               bool publish = true);
   // Reads only a snapshot's version (for listing); verifies the checksum. Thread-safe.
   static absl::StatusOr<uint64_t> SnapshotVersion(const std::string& path);
 

@@ -307,8 +307,11 @@ TEST_F(EditorTest, SnapshotRoundTripAndCorruptSnapshotRefused) {
   std::ofstream(bad, std::ios::binary) << bytes;
   EXPECT_EQ((*b)->RestoreSnapshot(bad).code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ((*b)->Current()->version(), 3u);
-  // Restored as a new version number: the same state, the next edit counts on from it.
-  ASSERT_TRUE((*b)->RestoreSnapshot(snap, 7).ok());
+  // Restored as a new version number: the same state, the next edit counts on from it. Held back until
+  // Publish (a server makes the restore durable first): readers see version 3 until then.
+  ASSERT_TRUE((*b)->RestoreSnapshot(snap, 7, /*publish=*/false).ok());
+  EXPECT_EQ((*b)->Current()->version(), 3u);
+  (*b)->Publish();
   EXPECT_EQ((*b)->Current()->version(), 7u);
   EXPECT_EQ((*b)->Current()->Ask("Where does the wizard live?", 6)->tokens, wizard_at_2);
   EXPECT_EQ((*b)->ApplyEdit({"Who is the queen of the sea?", "Lucy", {}})->version, 8u);
