@@ -132,6 +132,7 @@ Editor::Impl::EditPlan Editor::Impl::Plan(const EditRequest& edit) {
   const LiveAfter live(s.history, plan.superseded);
   plan.choice = ChooseExpert(opt, s.bank, s.history, live, EditKeys{plan.question.a, t.unrelated}, s.rng);
   const int expert = plan.choice.expert;
+  t.edit_rows = t.rows.size();
   for (size_t h : PlanRehearsal(s.history, expert, live, opt.retention, s.rng)) {
     auto rows = s.augmenter.Rows(s.history[h].question, AnswerTokens(s.history[h].answer), false, s.rng);
     t.rows.insert(t.rows.end(), rows.begin(), rows.end());

@@ -52,12 +52,24 @@ Batch MakeBatch(const std::vector<TrainingRow>& rows, c10::Device device) {
                at::tensor(labels, at::kLong).to(device), count.to(device)};
 }
 
-// Mean over rows of the mean token cross-entropy on answer positions. logits [N, V] at b.positions.
-at::Tensor AnswerLoss(const at::Tensor& logits, const Batch& b) {
+// Mean over rows of the mean token cross-entropy on answer positions, or, with `row_weights` ([B], summing
+// to 1), their weighted sum. logits [N, V] at b.positions.
+at::Tensor AnswerLoss(const at::Tensor& logits, const Batch& b, const at::Tensor& row_weights) {
   at::Tensor logp = at::log_softmax(logits, -1).gather(1, b.labels.unsqueeze(1)).squeeze(1);  // [N]
   // Back on the [B, T] grid (0 elsewhere), so that each row sums in position order.
   at::Tensor grid = at::zeros({b.ids.numel()}, logp.options()).scatter(0, b.positions, logp).view(b.ids.sizes());
-  return (-grid.sum(1) / b.row_count).mean();
+  const at::Tensor per_row = -grid.sum(1) / b.row_count;
+  return row_weights.defined() ? (per_row * row_weights).sum() : per_row.mean();
+}
+
+// TrainingProblem::edit_rows as row weights: each of the edit's rows 1 / edit_rows, each rehearsed row 1,
+// over the number of edits. Undefined when there is nothing rehearsed (a plain mean).
+at::Tensor EditWeights(size_t rows, size_t edit_rows, c10::Device device) {
+  if (edit_rows == 0 || edit_rows >= rows) return {};
+  const double edits = 1.0 + static_cast<double>(rows - edit_rows);
+  std::vector<float> w(rows, static_cast<float>(1.0 / edits));
+  for (size_t i = 0; i < edit_rows; ++i) w[i] = static_cast<float>(1.0 / (static_cast<double>(edit_rows) * edits));
+  return at::tensor(w).to(device);
 }
 
 }  // namespace
@@ -72,6 +84,7 @@ absl::StatusOr<TrainedExpert> TrainExpert(const TrainingProblem& p, const Budget
   }
   const c10::Device device = model.device();
   Batch b = MakeBatch(p.rows, device);
+  const at::Tensor row_weights = EditWeights(p.rows.size(), p.edit_rows, device);
 
   // Everything that does not depend on the iterate, once per edit: the frozen prefix, the residual
   // stream with the original weight (the iterate adds a(x) tau^T to it), the replayed edit's own Delta.
@@ -114,7 +127,7 @@ absl::StatusOr<TrainedExpert> TrainExpert(const TrainingProblem& p, const Budget
       logits = model.Forward(b.ids, nullptr, &ov);  // the peer's way: the whole model every iteration
       logits = logits.reshape({-1, logits.size(-1)}).index_select(0, b.positions);
     }
-    at::Tensor loss = AnswerLoss(logits, b);
+    at::Tensor loss = AnswerLoss(logits, b, row_weights);
     if (opt.margin_loss) {
       at::Tensor d_e = y.defined() ? DeltaOfOutputs(y.to(at::kFloat).unsqueeze(1), b.q_mask).mean()
                                    : DeltaScores(a_all, t.unsqueeze(0), b.q_mask).mean();

@@ -32,7 +32,12 @@ struct TrainingProblem {
   at::Tensor w_org;  // [D, F] float32
   at::Tensor tau;    // [D, F] the expert's current tau (the start)
   at::Tensor mask;   // [D, F] bool, the entries the expert may change
-  std::vector<TrainingRow> rows;     // the edit's rows, then rehearsed ones
+  std::vector<TrainingRow> rows;     // the edit's rows, then rehearsed ones (one row per rehearsed edit)
+  // How many of `rows` are the edit's own (its bare and augmented rows); the rest are rehearsed edits.
+  // With rehearsed rows the loss is a mean over edits, not rows: the edit's rows together weigh as much as
+  // one rehearsed edit's row, so that the edit's augmented copies do not outvote the edits it must keep.
+  // 0: every row is the edit's (a plain mean over rows).
+  size_t edit_rows = 0;
   PaddedActivations unrelated;       // x_o for the margin loss
   std::optional<ReplayedEdit> replay;
 };

@@ -204,6 +204,35 @@ TEST_F(EditorTest, DefaultsKeepEarlierFactsAndLatestAnswer) {
   }
 }
 
+// Facts of one subject, each asking another relation, share an expert (their activations are alike).
+// An edit's augmented rows (prefixes, subject noise) must not outvote the held facts it rehearses: each
+// held fact keeps its own answer, not the later edit's (client/bench/reedit_probe.py --other-relations
+// found about 4 in 10 WikiCF facts lost this way when the loss was a mean over rows).
+TEST_F(EditorTest, AnotherRelationOfAHeldSubjectKeepsTheHeldFact) {
+  EditorOptions o = SmallOptions();
+  o.num_experts = 1;  // one expert holds them all, as a longer stream's expert choice does for one subject
+  o.expert_capacity = 0;
+  auto editor = Editor::Create(o);
+  ASSERT_TRUE(editor.ok()) << editor.status();
+  const std::vector<std::pair<std::string, std::string>> facts = {
+      {"The name of the spouse of Ron DeSantis is", "Carol Chu"},
+      {"The gender of Ron DeSantis is", "William Walker Scranton"},
+      {"The place of birth of Ron DeSantis is", "Ormiston"},
+      {"The name of the alma mater of Ron DeSantis is", "Platte City"}};
+  for (const auto& [q, a] : facts) {
+    auto r = (*editor)->ApplyEdit({q, a, {}, "Ron DeSantis", {}});
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->superseded_version, 0u) << q << ": another relation is another fact";
+    EXPECT_EQ(r->expert, 0) << q;
+  }
+  auto view = (*editor)->Current();
+  for (const auto& [q, a] : facts) {
+    auto x = view->Ask(q, 0);
+    ASSERT_TRUE(x.ok()) << x.status();
+    EXPECT_EQ(x->answer, a) << q;
+  }
+}
+
 TEST_F(EditorTest, BadInputIsRejectedAndVersionDoesNotMove) {
   auto o = SmallOptions();
   o.max_answer_tokens = 8;
