@@ -15,8 +15,10 @@ bool LoopFits(const at::Tensor& t) { return t.device().is_cpu() && t.scalar_type
 }  // namespace
 
 bool DecodeAttentionLoopFits(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
-  return LoopFits(q) && LoopFits(k) && LoopFits(v) && q.stride(2) == 1 && k.stride(3) == 1 && v.stride(3) == 1 &&
-         k.stride(2) == v.stride(2);
+  // The loop has no backward: a forward that trains goes to the products.
+  const bool grad = q.requires_grad() || k.requires_grad() || v.requires_grad();
+  return !grad && LoopFits(q) && LoopFits(k) && LoopFits(v) && q.stride(2) == 1 && k.stride(3) == 1 &&
+         v.stride(3) == 1 && k.stride(2) == v.stride(2);
 }
 
 at::Tensor DecodeAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

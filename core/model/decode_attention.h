@@ -27,7 +27,8 @@ namespace moke::ops {
 at::Tensor DecodeAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                            const std::vector<int64_t>& lengths, const at::Tensor& masked = at::Tensor());
 
-// Whether DecodeAttention takes these tensors to the loop.
+// Whether DecodeAttention takes these tensors to the loop (float32 on the CPU, laid out as the loop reads
+// them, and none of them requiring a gradient: the loop has no backward).
 bool DecodeAttentionLoopFits(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
 
 // [n, 1, 1, span] bool on `device`: true past each row's length (span: the longest).

@@ -73,6 +73,19 @@ TEST(DecodeAttentionTest, DispatchesOtherDtypesToTheProducts) {
   EXPECT_TRUE(at::allclose(out.to(at::kFloat), loop, 1e-5, 1e-5));
 }
 
+// A forward that trains (a query that requires a gradient) goes to the products, which have a backward.
+TEST(DecodeAttentionTest, AGradientGoesThroughTheProducts) {
+  at::manual_seed(9);
+  at::Tensor q = at::randn({2, 4, 8}).requires_grad_(true);
+  at::Tensor k = at::randn({2, 2, 6, 8}), v = at::randn({2, 2, 6, 8});
+  EXPECT_FALSE(DecodeAttentionLoopFits(q, k, v));
+  EXPECT_TRUE(DecodeAttentionLoopFits(q.detach(), k, v));
+  at::Tensor out = DecodeAttention(q, k, v, {6, 6});
+  out.sum().backward();
+  ASSERT_TRUE(q.grad().defined());
+  EXPECT_GT(q.grad().abs().sum().item<float>(), 0.0f);
+}
+
 TEST(DecodeAttentionTest, BadShapesAreRefused) {
   at::Tensor q = at::randn({2, 4, 4});
   at::Tensor k = at::randn({2, 2, 6, 4}), v = at::randn({2, 2, 6, 4});
