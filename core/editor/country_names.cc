@@ -2,6 +2,8 @@
 
 #include <fstream>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -13,15 +15,22 @@ namespace moke {
 
 namespace {
 
-// NormalizeForMatch word by word, joined by one space, without a leading "the".
-std::string Key(const std::string& text) {
+// A name's words after NormalizeForMatch (empty ones dropped), as NameVariant splits them.
+std::vector<std::string> NormalizedWords(const std::string& text) {
+  std::vector<std::string> words;
+  std::istringstream in(text);
+  for (std::string w; in >> w;)
+    if (std::string n = NormalizeForMatch(w); !n.empty()) words.push_back(std::move(n));
+  return words;
+}
+
+// The words joined by one space, without a leading "the".
+std::string Key(const std::vector<std::string>& words) {
   std::string key;
-  std::istringstream words(text);
-  for (std::string w; words >> w;) {
-    std::string n = NormalizeForMatch(w);
-    if (n.empty() || (key.empty() && n == "the")) continue;
+  for (size_t i = 0; i < words.size(); ++i) {
+    if (i == 0 && words[i] == "the") continue;
     if (!key.empty()) key.push_back(' ');
-    key += n;
+    key += words[i];
   }
   return key;
 }
@@ -47,7 +56,7 @@ absl::StatusOr<CountryNames> CountryNames::Parse(std::string_view json) {
       std::string name = it->get<std::string>();
       // "Bolivia, Plurinational State of": the name before the comma too.
       for (const std::string& n : {name, name.substr(0, name.find(','))}) {
-        if (std::string k = Key(n); !k.empty()) {
+        if (std::string k = Key(NormalizedWords(n)); !k.empty()) {
           out.index_.emplace(k, number);
           named = true;
         }
@@ -76,15 +85,19 @@ const CountryNames& CountryNames::System() {
   return table;
 }
 
-int CountryNames::Find(const std::string& text) const {
-  auto it = index_.find(Key(text));
+int CountryNames::Find(const std::vector<std::string>& words) const {
+  auto it = index_.find(Key(words));
   return it == index_.end() ? -1 : it->second;
 }
 
-bool CountryNames::Same(const std::string& a, const std::string& b) const {
+bool CountryNames::Same(const std::vector<std::string>& a, const std::vector<std::string>& b) const {
   if (index_.empty()) return false;
   const int c = Find(a);
   return c >= 0 && c == Find(b);
+}
+
+bool CountryNames::Same(const std::string& a, const std::string& b) const {
+  return !index_.empty() && Same(NormalizedWords(a), NormalizedWords(b));
 }
 
 }  // namespace moke

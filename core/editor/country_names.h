@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -33,10 +34,13 @@ class CountryNames {
 
   // True when `a` and `b` name the same country.
   bool Same(const std::string& a, const std::string& b) const;
+  // The same for names already split into words and normalised (NormalizeForMatch per word, empty ones
+  // dropped), as NameVariant has them.
+  bool Same(const std::vector<std::string>& a, const std::vector<std::string>& b) const;
   size_t size() const { return countries_; }
 
  private:
-  int Find(const std::string& text) const;  // the country's number, or -1
+  int Find(const std::vector<std::string>& words) const;  // the country's number, or -1
 
   std::unordered_map<std::string, int> index_;  // normalised name -> country
   size_t countries_ = 0;

@@ -294,7 +294,7 @@ bool NameVariant(const std::string& name, const std::string& text) {
   if (tc.size() >= 3 && !HasDigit(text) && Subset(tc, ns)) return true;
   if (!SameNumbers(name, text)) return false;
   // A country's other names and codes ("UA" for "Ukraine", "Republic of India" for "India").
-  if (CountryNames::System().Same(name, text)) return true;
+  if (CountryNames::System().Same(nw, tw)) return true;
   // Initials: capitals standing for the name's words ("RFK", "R.F.K.").
   std::string caps;
   bool only_caps = true;
