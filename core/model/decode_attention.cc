@@ -94,11 +94,11 @@ void AttendGroup(const float* const* q, int64_t G, const float* k, const float* 
 
 at::Tensor DecodeAttentionLoop(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                const std::vector<int64_t>& lengths) {
-  TORCH_CHECK(LoopFits(q) && LoopFits(k) && LoopFits(v), "DecodeAttention: q, k and v must be float32 on the CPU");
-  TORCH_CHECK(q.dim() == 3 && k.dim() == 4 && v.sizes() == k.sizes() && q.stride(2) == 1 && k.stride(3) == 1 &&
-                  v.stride(3) == 1 && k.stride(2) == v.stride(2),
-              "DecodeAttention: q must be [n, H, hd], k and v [rows, KV, capacity, hd] laid out alike, each head's "
-              "numbers adjacent");
+  TORCH_CHECK(q.dim() == 3 && k.dim() == 4 && v.sizes() == k.sizes(),
+              "DecodeAttention: q must be [n, H, hd], k and v [rows, KV, capacity, hd]");
+  TORCH_CHECK(DecodeAttentionLoopFits(q, k, v),
+              "DecodeAttention: the loop takes float32 CPU tensors that need no gradient, each head's numbers "
+              "adjacent, k and v laid out alike");
   const int64_t n = q.size(0), H = q.size(1), hd = q.size(2);
   const int64_t KV = k.size(1), cap = k.size(2);
   TORCH_CHECK(k.size(3) == hd && H % KV == 0 && n <= k.size(0) && static_cast<int64_t>(lengths.size()) == n,
