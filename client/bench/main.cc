@@ -46,12 +46,12 @@ absl::Status BuildStreamCommand(const std::string& dataset_path, const std::stri
     std::filesystem::create_directories(parent, ec);
   }
   if (auto s = WriteStreamFile(*stream, out); !s.ok()) return s;
-  std::map<std::string, int> types;
-  for (int q = 0; q < options.questions; ++q)
-    ++types[std::string(AnswerTypeName(dataset->records[static_cast<size_t>(options.offset + q)].type))];
+  const std::vector<StreamQuestion> facts = StreamQuestions(*stream);
+  std::map<std::string, int> types;  // of the facts' first records (a built stream's qid is a record index)
+  for (const StreamQuestion& q : facts) ++types[std::string(AnswerTypeName(dataset->records[std::stoul(q.qid)].type))];
   // Scope checks and hints, counted over the questions (their final edits).
   std::map<std::string, std::pair<int, size_t>> checks;  // field -> (questions with any, prompts)
-  for (const StreamQuestion& q : StreamQuestions(*stream)) {
+  for (const StreamQuestion& q : facts) {
     const StreamEdit& e = stream->edits[q.final_index];
     for (auto [name, n] : {std::pair<const char*, size_t>{"hard_loc", e.hard_loc.size()},
                            {"reworded", e.reworded.size()},
@@ -63,10 +63,16 @@ absl::Status BuildStreamCommand(const std::string& dataset_path, const std::stri
       checks[name].second += n;
     }
   }
+  const std::string last_record =
+      options.one_per_fact ? stream->edits.back().qid : std::to_string(options.offset + options.questions - 1);
   std::cerr << "moke-bench: wrote " << stream->edits.size() << " edits (" << options.questions << " questions x "
             << options.answers << " answers, " << DatasetFormatName(dataset->format) << " records "
-            << options.offset << ".." << stream->edits.back().qid << ", seed " << options.seed
-            << ") to " << out << "\nanswer types:";
+            << options.offset << ".." << last_record << ", seed " << options.seed << ") to " << out;
+  if (facts.size() != static_cast<size_t>(options.questions))
+    std::cerr << "\n" << options.questions - static_cast<int>(facts.size()) << " of the " << options.questions
+              << " records restate an earlier record's fact: they re-edit it in their own words (" << facts.size()
+              << " facts evaluated)";
+  std::cerr << "\nanswer types:";
   for (const auto& [t, n] : types) std::cerr << " " << t << " " << n;
   std::cerr << "\nscope checks (questions with any / prompts):";
   for (const auto& [name, c] : checks) std::cerr << " " << name << " " << c.first << "/" << c.second;

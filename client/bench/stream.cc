@@ -189,8 +189,7 @@ absl::Status ValidateStream(const EditStream& stream, absl::string_view source) 
       if (it->second.finished)
         return LineError(source, line, absl::StrCat("qid ", e.qid, " appears after its final edit (line ", first.line, ")"));
       const char* differs = nullptr;
-      if (first.question != e.question) differs = "question";
-      else if (first.rephrase != e.rephrase) differs = "rephrase";
+      if (first.rephrase != e.rephrase) differs = "rephrase";
       else if (first.loc != e.loc) differs = "loc";
       else if (first.loc_ans != e.loc_ans) differs = "loc_ans";
       else if (first.hard_loc != e.hard_loc) differs = "hard_loc";

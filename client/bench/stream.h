@@ -5,8 +5,9 @@
 //   {"step":1,"qid":0,"question":"...","answer":"...","rephrase":"...","loc":"...","loc_ans":"...",
 //    "subject":"...","final":false}
 // plus optional fields (absent = empty): hints sent with the edit ("paraphrases", "hint_unrelated") and
-// extra scored prompts ("hard_loc", "reworded", "rel_spec", "aliases"). A question (qid) may appear several
-// times (sLKE); its last line carries final=true and is the answer that is evaluated. Hints and scored
+// extra scored prompts ("hard_loc", "reworded", "rel_spec", "aliases"). A fact (qid) may be edited several
+// times (sLKE), in the same words or in others (a re-edit worded otherwise); its last line carries
+// final=true: that question and answer are the ones evaluated. Hints and scored
 // prompts are disjoint across the whole stream (checked), so nothing scored was ever sent with an edit.
 // Pure functions; thread-safe.
 #pragma once
@@ -34,8 +35,8 @@ inline constexpr size_t kMaxParaphrases = 16;
 
 struct StreamEdit {
   int64_t step = 0;      // strictly increasing, >= 1
-  std::string qid;       // the question's id (a JSON string or non-negative integer in the file)
-  std::string question;  // the prompt that is edited
+  std::string qid;       // the fact's id (a JSON string or non-negative integer in the file)
+  std::string question;  // the prompt that is edited (may differ between a fact's edits)
   std::string answer;    // the answer this edit teaches
   std::string rephrase;  // a paraphrase of the question ("" = no generality check for this question)
   std::string loc;       // an unrelated prompt ("" = no locality check for this question)
@@ -45,7 +46,7 @@ struct StreamEdit {
   // Hints, sent with this edit (may differ between a question's edits; never scored anywhere):
   std::vector<std::string> paraphrases;     // EditFactRequest.paraphrases (at most kMaxParaphrases)
   std::vector<std::string> hint_unrelated;  // EditFactRequest.unrelated_prompts
-  // Scored prompts (shared by all edits of a question, like rephrase and loc):
+  // Scored prompts (shared by all edits of a fact, like rephrase and loc):
   std::vector<PromptAnswer> hard_loc;  // same form, another never-edited subject: must be left alone
   std::vector<std::string> reworded;   // the question in another form: must get the final answer
   std::vector<PromptAnswer> rel_spec;  // the same subject, another relation: must be left alone

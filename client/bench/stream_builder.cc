@@ -173,8 +173,8 @@ struct QuestionChecks {
   std::vector<std::string> spare;  // the record's own paraphrases not drawn as rewordings (hint candidates)
 };
 
-// Fills the checks of the T edited records `picked` (SelectFacts); `same_fact[q]` are the records that
-// restate picked[q]'s fact in other words.
+// Fills the checks of the facts whose first records are `picked` (GroupFacts); `same_fact[q]` are the
+// records that restate picked[q]'s fact in other words.
 std::vector<QuestionChecks> ScopeChecks(const Dataset& dataset, const std::vector<size_t>& picked,
                                         const std::vector<std::vector<size_t>>& same_fact, uint64_t seed) {
   const auto& recs = dataset.records;
@@ -303,41 +303,63 @@ std::vector<std::string> FactKeys(const DatasetRecord& r) {
   return keys;
 }
 
-}  // namespace
+// The facts of the records from `offset` (FactKeys): each fact's first record, and the later records of
+// the whole file that restate it. The scan takes records until it has `limit` facts (by_records false) or
+// `limit` records (by_records true); `fact_of` gets the fact of each record it took.
+struct FactGroups {
+  std::vector<size_t> firsts;
+  std::vector<std::vector<size_t>> same_fact;
+  std::vector<size_t> fact_of;  // for records offset, offset + 1, ... up to where the scan stopped
+};
 
-absl::StatusOr<std::vector<size_t>> SelectFacts(const Dataset& dataset, int64_t offset, int questions,
-                                                std::vector<std::vector<size_t>>* same_fact) {
-  std::vector<size_t> picked;
-  same_fact->clear();
-  std::map<std::string, size_t> owner;  // fact key -> position in `picked`
+FactGroups GroupFacts(const Dataset& dataset, int64_t offset, int limit, bool by_records) {
+  FactGroups g;
+  std::map<std::string, size_t> owner;  // fact key -> position in `firsts`
+  const auto taking = [&](size_t i) {
+    return by_records ? i < static_cast<size_t>(offset + limit) : g.firsts.size() < static_cast<size_t>(limit);
+  };
   size_t i = static_cast<size_t>(offset);
-  for (; i < dataset.records.size() && static_cast<int>(picked.size()) < questions; ++i) {
+  for (; i < dataset.records.size() && taking(i); ++i) {
     const std::vector<std::string> keys = FactKeys(dataset.records[i]);
     int64_t q = -1;
     for (const std::string& k : keys)
       if (auto it = owner.find(k); it != owner.end()) q = static_cast<int64_t>(it->second);
     if (q >= 0) {
-      (*same_fact)[static_cast<size_t>(q)].push_back(i);
+      g.same_fact[static_cast<size_t>(q)].push_back(i);
+      g.fact_of.push_back(static_cast<size_t>(q));
       continue;
     }
-    for (const std::string& k : keys) owner.emplace(k, picked.size());
-    picked.push_back(i);
-    same_fact->emplace_back();
+    for (const std::string& k : keys) owner.emplace(k, g.firsts.size());
+    g.fact_of.push_back(g.firsts.size());
+    g.firsts.push_back(i);
+    g.same_fact.emplace_back();
   }
-  if (static_cast<int>(picked.size()) < questions)
-    return absl::InvalidArgumentError(absl::StrCat("the dataset has ", picked.size(), " distinct facts from record ",
-                                                   offset, "; cannot take ", questions,
-                                                   " questions (without --one-per-fact every record is edited)"));
-  // Records after the last one picked that restate a picked fact are its rewordings too.
+  // Records after the scan that restate a fact it found are that fact's rewordings too.
   for (; i < dataset.records.size(); ++i) {
     for (const std::string& k : FactKeys(dataset.records[i])) {
       if (auto it = owner.find(k); it != owner.end()) {
-        (*same_fact)[it->second].push_back(i);
+        g.same_fact[it->second].push_back(i);
         break;
       }
     }
   }
-  return picked;
+  return g;
+}
+
+absl::Status TooFewFacts(size_t found, int64_t offset, int questions) {
+  return absl::InvalidArgumentError(absl::StrCat("the dataset has ", found, " distinct facts from record ", offset,
+                                                 "; cannot take ", questions,
+                                                 " questions (without --one-per-fact every record is edited)"));
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<size_t>> SelectFacts(const Dataset& dataset, int64_t offset, int questions,
+                                                std::vector<std::vector<size_t>>* same_fact) {
+  FactGroups g = GroupFacts(dataset, offset, questions, /*by_records=*/false);
+  if (static_cast<int>(g.firsts.size()) < questions) return TooFewFacts(g.firsts.size(), offset, questions);
+  *same_fact = std::move(g.same_fact);
+  return g.firsts;
 }
 
 absl::StatusOr<DatasetFormat> ParseDatasetFormat(absl::string_view name) {
@@ -437,14 +459,18 @@ absl::StatusOr<EditStream> BuildStream(const Dataset& dataset, const BuildOption
   if (options.offset + static_cast<int64_t>(options.questions) > n)
     return absl::InvalidArgumentError(absl::StrCat("the dataset has ", n, " records; cannot take ", options.questions,
                                                    " questions from record ", options.offset));
-  std::vector<std::vector<size_t>> same_fact;
-  absl::StatusOr<std::vector<size_t>> picked = std::vector<size_t>{};
+  // The records edited, each with its fact. With one_per_fact, the first T facts, one record each; else every
+  // record of the range, a record that restates an earlier one's fact being that fact's edit in its own words.
+  const FactGroups facts = GroupFacts(dataset, options.offset, options.questions, !options.one_per_fact);
+  std::vector<size_t> edited, fact_of_edited;
   if (options.one_per_fact) {
-    picked = SelectFacts(dataset, options.offset, options.questions, &same_fact);
-    if (!picked.ok()) return picked.status();
-  } else {  // every record its own question
-    for (int q = 0; q < options.questions; ++q) picked->push_back(static_cast<size_t>(options.offset + q));
-    same_fact.resize(picked->size());
+    if (static_cast<int>(facts.firsts.size()) < options.questions)
+      return TooFewFacts(facts.firsts.size(), options.offset, options.questions);
+    edited = facts.firsts;
+    for (size_t f = 0; f < facts.firsts.size(); ++f) fact_of_edited.push_back(f);
+  } else {
+    for (int k = 0; k < options.questions; ++k) edited.push_back(static_cast<size_t>(options.offset + k));
+    fact_of_edited = facts.fact_of;
   }
 
   // Candidate pools of other records' targets, deduplicated by normalized text, in dataset order.
@@ -470,7 +496,7 @@ absl::StatusOr<EditStream> BuildStream(const Dataset& dataset, const BuildOption
   const int P = options.answers;
   std::vector<std::vector<std::string>> answers(T);
   for (int q = 0; q < T; ++q) {
-    const size_t ri = (*picked)[static_cast<size_t>(q)];
+    const size_t ri = edited[static_cast<size_t>(q)];
     const DatasetRecord& r = dataset.records[ri];
     std::vector<std::string>& list = answers[q];
     list.push_back(r.target);  // the record's own new target first (what WISE's LKE runs edit)
@@ -502,25 +528,38 @@ absl::StatusOr<EditStream> BuildStream(const Dataset& dataset, const BuildOption
                                                         " distinct answers are available, --answers asks for ", P));
   }
 
-  const std::vector<QuestionChecks> checks =
-      ScopeChecks(dataset, *picked, same_fact, options.seed);
+  std::vector<QuestionChecks> checks = ScopeChecks(dataset, facts.firsts, facts.same_fact, options.seed);
+  // A fact's last edit is the last of the last round that asks it; its question is scored as Rel., so it
+  // leaves the rewordings, and the fact's first question, if another, joins them (it must get the last answer).
+  std::vector<size_t> last_of_fact(facts.firsts.size());
+  for (size_t q = 0; q < edited.size(); ++q) last_of_fact[fact_of_edited[q]] = edited[q];
+  for (size_t f = 0; f < facts.firsts.size(); ++f) {
+    const std::string& first = dataset.records[facts.firsts[f]].question;
+    const std::string& last = dataset.records[last_of_fact[f]].question;
+    if (NormalizeAnswer(first) == NormalizeAnswer(last)) continue;
+    std::vector<std::string>& w = checks[f].reworded;
+    std::erase_if(w, [&](const std::string& p) { return NormalizeAnswer(p) == NormalizeAnswer(last); });
+    w.insert(w.begin(), first);
+  }
   EditStream stream;
   stream.name = options.name;
   int64_t step = 0;
-  for (int round = 0; round < P; ++round) {  // P rounds over the T questions
+  for (int round = 0; round < P; ++round) {  // P rounds over the T edited records
     for (int q = 0; q < T; ++q) {
-      const DatasetRecord& r = dataset.records[(*picked)[static_cast<size_t>(q)]];
+      const DatasetRecord& r = dataset.records[edited[static_cast<size_t>(q)]];
+      const size_t f = fact_of_edited[static_cast<size_t>(q)];
+      const DatasetRecord& first = dataset.records[facts.firsts[f]];
       StreamEdit e;
       e.step = ++step;
-      e.qid = std::to_string(r.index);
+      e.qid = std::to_string(first.index);
       e.question = r.question;
       e.answer = answers[q][static_cast<size_t>(round)];
-      e.rephrase = r.rephrase;
-      const QuestionChecks& c = checks[static_cast<size_t>(q)];
+      e.rephrase = first.rephrase;
+      const QuestionChecks& c = checks[f];
       e.loc = c.loc;
       e.loc_ans = c.loc_ans;
       e.subject = r.subject;
-      e.final = (round == P - 1);
+      e.final = (round == P - 1 && edited[static_cast<size_t>(q)] == last_of_fact[f]);
       e.paraphrases = c.paraphrases;
       e.hint_unrelated = c.hint_unrelated;
       e.hard_loc = c.hard_loc;

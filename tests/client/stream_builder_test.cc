@@ -53,22 +53,41 @@ TEST(StreamBuilderTest, LkeIsTheFirstTRecordsInOrder) {
   auto s = BuildStream(Zsre(), opt);
   ASSERT_TRUE(s.ok()) << s.status();
   ASSERT_EQ(s->edits.size(), 50u);
+  // Every record is edited in its own words with its own new target (what WISE's LKE runs edit); a record
+  // that restates an earlier record's fact is that fact's edit (its qid), and the fact's last edit is final.
+  // Counted independently from the file (same subject and a true answer in common): 13 of the first 50
+  // records restate an earlier one, the first being record 7 (record 6's fact).
+  std::set<std::string> qids;
+  int restating = 0;
   for (int i = 0; i < 50; ++i) {
     const StreamEdit& e = s->edits[static_cast<size_t>(i)];
     const DatasetRecord& r = Zsre().records[static_cast<size_t>(i)];
     EXPECT_EQ(e.step, i + 1);
-    EXPECT_EQ(e.qid, std::to_string(i));
     EXPECT_EQ(e.question, r.question);
-    EXPECT_EQ(e.answer, r.target);  // the record's own new target (what WISE's LKE runs edit)
-    EXPECT_EQ(e.rephrase, r.rephrase);
-    EXPECT_EQ(e.loc, r.loc);
-    EXPECT_TRUE(e.final);
+    EXPECT_EQ(e.answer, r.target);
+    const DatasetRecord& first = Zsre().records[std::stoul(e.qid)];
+    EXPECT_EQ(e.rephrase, first.rephrase);
+    if (e.qid != std::to_string(i)) {
+      ++restating;
+      EXPECT_LT(std::stoul(e.qid), static_cast<size_t>(i));
+      EXPECT_EQ(NormalizeAnswer(first.subject), NormalizeAnswer(r.subject));
+    } else {
+      EXPECT_EQ(e.loc, r.loc);
+    }
+    bool later = false;
+    for (int k = i + 1; k < 50; ++k) later |= s->edits[static_cast<size_t>(k)].qid == e.qid;
+    EXPECT_EQ(e.final, !later) << i;
+    qids.insert(e.qid);
   }
+  EXPECT_EQ(restating, 13);
+  EXPECT_EQ(qids.size(), 37u);
+  EXPECT_EQ(s->edits[7].qid, "6");
 }
 
 // A fact asked in two wordings with two new targets (as ZsRE MEND lists "Which corporation created USS
 // Leedstown (APA-56)?" and "What company made USS Leedstown (APA-56)?", both "Bethlehem Steel") is edited
-// once; the other wording is scored as its rewording. Needs no shared data.
+// once with --one-per-fact, the other wording scored as its rewording; without it, the other wording is a
+// re-edit of the same fact in its own words. Needs no shared data.
 TEST(StreamBuilderTest, ARestatedFactIsEditedOnceAndItsWordingsAreRewordings) {
   const std::string json = R"([
     {"src": "Which corporation created Ship One?", "alt": "Acme", "answers": ["Bethlehem Steel"],
@@ -112,12 +131,36 @@ TEST(StreamBuilderTest, ARestatedFactIsEditedOnceAndItsWordingsAreRewordings) {
   auto too_many = BuildStream(*ds, opt);
   ASSERT_EQ(too_many.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(std::string(too_many.status().message()).find("3 distinct facts"), std::string::npos) << too_many.status();
-  opt.one_per_fact = false;  // every record its own question
+  // Without it every record is edited: record 2 re-edits record 0's fact in its own words, so both are
+  // qid 0 and the fact is evaluated on record 2's question and answer; record 0's question becomes a
+  // rewording that must get that answer, and record 2's own question is not a rewording (it is Rel.).
+  opt.one_per_fact = false;
   auto all = BuildStream(*ds, opt);
   ASSERT_TRUE(all.ok()) << all.status();
   ASSERT_EQ(all->edits.size(), 4u);
-  EXPECT_EQ(all->edits[2].qid, "2");
-  for (const std::string& p : all->edits[0].reworded) EXPECT_NE(p, "What company made Ship One?");
+  std::vector<std::string> qids, questions, answers;
+  std::vector<bool> finals;
+  for (const StreamEdit& e : all->edits) {
+    qids.push_back(e.qid);
+    questions.push_back(e.question);
+    answers.push_back(e.answer);
+    finals.push_back(e.final);
+  }
+  EXPECT_EQ(qids, (std::vector<std::string>{"0", "1", "0", "3"}));
+  EXPECT_EQ(questions[2], "What company made Ship One?");
+  EXPECT_EQ(answers, (std::vector<std::string>{"Acme", "Paris", "Globex", "1950"}));  // each record's own target
+  EXPECT_EQ(finals, (std::vector<bool>{false, true, true, true}));
+  const std::vector<std::string>& rw = all->edits[2].reworded;
+  EXPECT_EQ(rw, all->edits[0].reworded);
+  EXPECT_EQ(std::count(rw.begin(), rw.end(), "Which corporation created Ship One?"), 1);
+  EXPECT_EQ(std::count(rw.begin(), rw.end(), "What company made Ship One?"), 0);
+  EXPECT_EQ(std::count(rw.begin(), rw.end(), "Ship One's manufacturer was who?"), 1);
+  EXPECT_EQ(std::count(rw.begin(), rw.end(), "Who built Ship One?"), 1);  // record 4, past the range
+  EXPECT_EQ(all->edits[2].rephrase, "Which company built Ship One?");  // the fact's first record's (Gen.)
+  auto q = StreamQuestions(*all);
+  ASSERT_EQ(q.size(), 3u);
+  EXPECT_EQ(q[0].num_answers, 2);
+  EXPECT_EQ(q[0].final_index, 2u);
 }
 
 TEST(StreamBuilderTest, SlkeHasPDistinctAnswersNoneTheTrueAnswer) {
@@ -125,6 +168,7 @@ TEST(StreamBuilderTest, SlkeHasPDistinctAnswersNoneTheTrueAnswer) {
   constexpr int T = 125, P = 8;
   BuildOptions opt;
   opt.questions = T;
+  opt.one_per_fact = true;  // qid = the record whose answers these are
   opt.answers = P;
   opt.seed = 42;
   auto s = BuildStream(Zsre(), opt);
@@ -165,6 +209,7 @@ TEST(StreamBuilderTest, AlternativesShareTheAnswerType) {
   for (const DatasetRecord& r : ds.records) type_of_target.emplace(NormalizeAnswer(r.target), r.type);
   BuildOptions opt;
   opt.questions = 100;
+  opt.one_per_fact = true;  // qid = the record whose answers these are
   opt.answers = 4;
   opt.seed = 7;
   auto s = BuildStream(ds, opt);
@@ -191,6 +236,7 @@ TEST(StreamBuilderTest, SameSeedSameStreamDifferentSeedDifferentStream) {
   MOKE_REQUIRE_SHARED(kZsre);
   BuildOptions opt;
   opt.questions = 30;
+  opt.one_per_fact = true;  // qid = the record whose answers these are
   opt.answers = 4;
   opt.seed = 1;
   auto a = BuildStream(Zsre(), opt);
@@ -218,6 +264,7 @@ TEST(StreamBuilderTest, WrittenStreamParsesBack) {
   MOKE_REQUIRE_SHARED(kZsre);
   BuildOptions opt;
   opt.questions = 10;
+  opt.one_per_fact = true;  // qid = the record whose answers these are
   opt.answers = 3;
   opt.name = "zsre-10x3";
   auto s = BuildStream(Zsre(), opt);
