@@ -60,6 +60,7 @@ class Editor::Impl {
     std::shared_ptr<const FactKey> key;
     ExpertChoice choice;
     std::vector<size_t> superseded;  // held edits of the same fact: replaced at commit
+    std::vector<std::string> earlier_wordings;  // their questions in other words (HeldEdit::earlier_wordings)
     std::optional<size_t> replay_slot;
     TrainingProblem training;
     std::vector<UnrelatedPool::Entry> supplied;  // the edit's own x_o: added to the pool at commit
@@ -129,12 +130,25 @@ Editor::Impl::EditPlan Editor::Impl::Plan(const EditRequest& edit) {
 
   // The held edits this one replaces (its re-edits): superseded at commit, never rehearsed.
   plan.superseded = ReplacedEdits(opt, s.history, edit.question, *plan.key);
+  plan.earlier_wordings = EarlierWordings(s.history, plan.superseded, edit.question);
+  if (!plan.earlier_wordings.empty()) {
+    // A re-edit worded otherwise: the old wordings ask this fact too, so they are taught the new answer
+    // (as the edit's own rows) and key the fact with the new question.
+    for (const std::string& w : plan.earlier_wordings) {
+      auto rows = s.augmenter.Rows(w, AnswerTokens(edit.answer), false, s.rng);
+      t.rows.insert(t.rows.end(), rows.begin(), rows.end());
+    }
+    HeldEdit as_held{.question = edit.question, .subject = edit.subject, .paraphrases = edit.paraphrases,
+                     .earlier_wordings = plan.earlier_wordings};
+    plan.key = BuildFactKey(model, s.layer, FactSourceOf(as_held), plan.question.a, ScopeThresholdsOf(opt));
+  }
   const LiveAfter live(s.history, plan.superseded);
   plan.choice = ChooseExpert(opt, s.bank, s.history, live, EditKeys{plan.question.a, t.unrelated}, s.rng);
   const int expert = plan.choice.expert;
   t.edit_rows = t.rows.size();
   for (size_t h : PlanRehearsal(s.history, expert, live, opt.retention, s.rng)) {
-    auto rows = s.augmenter.Rows(s.history[h].question, AnswerTokens(s.history[h].answer), false, s.rng);
+    const HeldEdit& held = s.history[h];
+    auto rows = s.augmenter.Rows(RehearsedWording(held, s.rng), AnswerTokens(held.answer), false, s.rng);
     t.rows.insert(t.rows.end(), rows.begin(), rows.end());
   }
   if (opt.method == EditMethod::kMoke && opt.memory_loss && !s.replay.empty()) {
@@ -171,6 +185,7 @@ void Editor::Impl::Commit(const EditRequest& edit, EditPlan& plan, TrainedExpert
   held.answer_tokens = static_cast<int64_t>(s.model->EncodeContinuation(edit.answer).size());
   held.subject = edit.subject;
   held.paraphrases = edit.paraphrases;
+  held.earlier_wordings = std::move(plan.earlier_wordings);
   held.key = plan.key;
   held.expert = expert;
   held.version = s.version;

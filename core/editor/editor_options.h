@@ -80,7 +80,7 @@ struct EditorOptions {
   double scope_relation_min = 0.5;     // relation key cosine of a rewording sharing a relation word
   double scope_bare_relation_min = 0.7;  // ... of a rewording with question words only
   double reedit_subject_min = 0.8;     // EditFact: the new subject against a held one (re-edit)
-  double reedit_relation_min = 0.9;    // EditFact: relation key cosine of a reworded re-edit
+  double reedit_relation_min = 0.5;    // EditFact: relation key cosine of a reworded re-edit
   bool teach_end_of_answer = true;     // train the end-of-sequence token after the answer: answers stop
   // Growth (MoKE): an expert holds at most expert_capacity live edits; a new edit that would overflow
   // it goes to another expert with room, and when none has room one expert is added (masks drawn in

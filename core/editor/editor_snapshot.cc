@@ -92,8 +92,9 @@ absl::StatusOr<SnapshotData> EncodeSnapshot(const EditorState& s) {
     nlohmann::json hist = nlohmann::json::array();
     for (const auto& h : s.history) {
       hist.push_back({{"question", h.question}, {"answer", h.answer}, {"subject", h.subject},
-                      {"paraphrases", h.paraphrases}, {"expert", h.expert}, {"version", h.version},
-                      {"superseded", h.superseded}, {"retracted", h.retracted}, {"delta", h.delta_trained}});
+                      {"paraphrases", h.paraphrases}, {"earlier_wordings", h.earlier_wordings},
+                      {"expert", h.expert}, {"version", h.version}, {"superseded", h.superseded},
+                      {"retracted", h.retracted}, {"delta", h.delta_trained}});
     }
     meta["history"] = hist;
     nlohmann::json rep = nlohmann::json::array();
@@ -188,9 +189,11 @@ absl::Status DecodeSnapshot(const SnapshotData& data, const std::string& origin,
         if (e.expert < 0 || static_cast<size_t>(e.expert) >= k) return lost("history names an expert that does not exist");
         e.subject = h.value("subject", std::string());
         e.paraphrases = h.value("paraphrases", std::vector<std::string>());
+        e.earlier_wordings = h.value("earlier_wordings", std::vector<std::string>());
+        if (e.earlier_wordings.size() > kMaxEarlierWordings) return lost("history has too many earlier wordings");
         at::Tensor a = ActivationsOf(*s.model, s.layer, e.question).a;
         e.fingerprint = Fingerprint(a);
-        e.key = BuildFactKey(*s.model, s.layer, {e.question, e.subject, e.paraphrases}, a, ScopeThresholdsOf(opt));
+        e.key = BuildFactKey(*s.model, s.layer, FactSourceOf(e), a, ScopeThresholdsOf(opt));
         activations.push_back(std::move(a));
         history.push_back(std::move(e));
       }

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/editor/fact_key.h"
 #include "core/editor/scope.h"
 
 namespace moke {
@@ -19,6 +20,9 @@ struct HeldEdit {
   int64_t answer_tokens = 0;              // the answer's length in tokens (where an answer to it ends)
   std::string subject;                    // as given (empty: found by the scope)
   std::vector<std::string> paraphrases;
+  // The fact's questions held before in other words (the questions of the edits it superseded, and
+  // theirs; at most kMaxEarlierWordings, newest last): taught this answer too, and keys of the fact.
+  std::vector<std::string> earlier_wordings;
   std::shared_ptr<const FactKey> key;     // the scope's keys (scope.h)
   int expert = -1;
   uint64_t version = 0;
@@ -27,6 +31,17 @@ struct HeldEdit {
   at::Tensor fingerprint;   // [F]
   double delta_trained = 0; // Delta of its expert on it right after training
 };
+
+inline constexpr size_t kMaxEarlierWordings = 16;
+
+// The texts an entry's scope keys are built from: its question, subject, paraphrases and earlier wordings.
+FactSource FactSourceOf(const HeldEdit& h);
+
+// The questions of the `replaced` entries (and their earlier wordings), oldest first, that are not
+// `question`, without repeats: the earlier wordings of the edit that replaces them (the newest
+// kMaxEarlierWordings).
+std::vector<std::string> EarlierWordings(const std::vector<HeldEdit>& history, const std::vector<size_t>& replaced,
+                                         const std::string& question);
 
 // The bytes an entry of the history holds: its tensors (fingerprint, relation keys) and texts.
 int64_t HeldEditBytes(const HeldEdit& h);

@@ -4,6 +4,13 @@
 
 namespace moke {
 
+const std::string& RehearsedWording(const HeldEdit& held, std::mt19937_64& rng) {
+  const size_t n = held.earlier_wordings.size();
+  if (n == 0) return held.question;
+  const size_t i = static_cast<size_t>(rng() % (n + 1));
+  return i == n ? held.question : held.earlier_wordings[i];
+}
+
 std::vector<size_t> PlanRehearsal(const std::vector<HeldEdit>& history, int expert, const LiveAfter& live,
                                   int retention, std::mt19937_64& rng) {
   std::vector<size_t> rehearse;

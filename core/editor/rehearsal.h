@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <optional>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/editor/held_edit.h"
@@ -20,6 +21,10 @@ namespace moke {
 // that budget, then a seeded draw from the older ones. Empty when retention is 0.
 std::vector<size_t> PlanRehearsal(const std::vector<HeldEdit>& history, int expert, const LiveAfter& live,
                                   int retention, std::mt19937_64& rng);
+
+// The wording a rehearsed edit is trained on: its question, or (drawn from `rng`, one row per rehearsal)
+// one of its earlier wordings when it has any; no draw when it has none.
+const std::string& RehearsedWording(const HeldEdit& held, std::mt19937_64& rng);
 
 class ReplayBuffer {
  public:

@@ -39,7 +39,7 @@ struct ScopeThresholds {
 
 struct ReEditThresholds {
   double subject_min = 0.8;   // the incoming subject against a held subject or alias
-  double relation_min = 0.9;  // relation key cosine of a reworded relation
+  double relation_min = 0.5;  // relation key cosine of a reworded relation
 };
 
 // One way of asking a held fact: a relation template and its activation key.

@@ -233,6 +233,45 @@ TEST_F(EditorTest, AnotherRelationOfAHeldSubjectKeepsTheHeldFact) {
   }
 }
 
+// A re-edit worded otherwise (issue 14): the same subject and relation asked in another form replaces the
+// held answer, and every wording gets the new one; another relation asked in that form is another fact.
+TEST_F(EditorTest, AReEditWordedOtherwiseReplacesTheAnswer) {
+  auto editor = Editor::Create(SmallOptions());
+  ASSERT_TRUE(editor.ok()) << editor.status();
+  const std::string q = "The name of the mother of Leonardo DiCaprio is";
+  const std::string reworded = "Who is the mother of Leonardo DiCaprio?";
+  auto r1 = (*editor)->ApplyEdit({q, "Irmelin", {}, "Leonardo DiCaprio", {}});
+  ASSERT_TRUE(r1.ok()) << r1.status();
+  auto r2 = (*editor)->ApplyEdit({reworded, "Rosa", {}, "Leonardo DiCaprio", {}});
+  ASSERT_TRUE(r2.ok()) << r2.status();
+  EXPECT_EQ(r2->superseded_version, r1->version);
+  EXPECT_EQ(r2->expert, r1->expert);
+  auto view = (*editor)->Current();
+  for (const std::string& w : {q, reworded}) {
+    auto x = view->Ask(w, 0);
+    ASSERT_TRUE(x.ok()) << x.status();
+    EXPECT_EQ(x->answer, "Rosa") << w;
+  }
+  auto r3 = (*editor)->ApplyEdit({"Who is the father of Leonardo DiCaprio?", "George", {}, "Leonardo DiCaprio", {}});
+  ASSERT_TRUE(r3.ok()) << r3.status();
+  EXPECT_EQ(r3->superseded_version, 0u) << "another relation is another fact";
+  EXPECT_EQ((*editor)->Current()->Ask(q, 0)->answer, "Rosa");
+
+  // The earlier wording survives a snapshot: the restored editor keys and answers it the same way.
+  const std::string snap = (TempDir() / "reworded.snap").string();
+  ASSERT_TRUE((*editor)->SaveSnapshot(snap).ok());
+  auto restored = Editor::Create(SmallOptions());
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  ASSERT_TRUE((*restored)->RestoreSnapshot(snap).ok());
+  auto before = (*editor)->Current()->Ask(q, 0);
+  auto after = (*restored)->Current()->Ask(q, 0);
+  ASSERT_TRUE(before.ok() && after.ok());
+  EXPECT_EQ(after->answer, "Rosa");
+  EXPECT_EQ(after->route.fact_version, before->route.fact_version);
+  EXPECT_EQ(after->route.fact_version, r2->version);
+  EXPECT_EQ((*restored)->Stats().memory_bytes.at("history"), (*editor)->Stats().memory_bytes.at("history"));
+}
+
 TEST_F(EditorTest, BadInputIsRejectedAndVersionDoesNotMove) {
   auto o = SmallOptions();
   o.max_answer_tokens = 8;

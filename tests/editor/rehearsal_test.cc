@@ -41,6 +41,36 @@ TEST(PlanRehearsal, RecentHalfThenASeededDrawOfTheRestOfTheSameExpert) {
   EXPECT_EQ(PlanRehearsal(history, 0, live, 4, again), plan);
 }
 
+// A fact re-edited in other words keeps its older wordings (oldest first, no repeats, never the new
+// question), carried from edit to edit and bounded.
+TEST(EarlierWordings, CollectsTheReplacedQuestionsAndTheirs) {
+  auto history = History({{"Who made X?", 0}, {"Which firm built X?", 0}, {"Where is Y?", 1}});
+  history[1].earlier_wordings = {"Who made X?", "X was made by"};
+  EXPECT_EQ(EarlierWordings(history, {0, 1}, "Which company made X?"),
+            (std::vector<std::string>{"Who made X?", "X was made by", "Which firm built X?"}));
+  EXPECT_EQ(EarlierWordings(history, {1}, "Which firm built X?"),
+            (std::vector<std::string>{"Who made X?", "X was made by"}));
+  EXPECT_TRUE(EarlierWordings(history, {0}, "Who made X?").empty()) << "a re-edit in the same words";
+  EXPECT_TRUE(EarlierWordings(history, {}, "Anything?").empty());
+  for (size_t i = 0; i < kMaxEarlierWordings + 3; ++i) history[1].earlier_wordings.push_back("w" + std::to_string(i));
+  const auto bounded = EarlierWordings(history, {1}, "new");
+  ASSERT_EQ(bounded.size(), kMaxEarlierWordings);
+  EXPECT_EQ(bounded.back(), "Which firm built X?") << "the newest kept";
+}
+
+TEST(RehearsedWording, TheQuestionOrAnEarlierWordingDrawnWithoutDrawingWhenThereIsNone) {
+  HeldEdit plain;
+  plain.question = "Who made X?";
+  std::mt19937_64 rng(3), untouched(3);
+  EXPECT_EQ(RehearsedWording(plain, rng), "Who made X?");
+  EXPECT_EQ(rng(), untouched()) << "no draw: streams without re-edits in other words train as before";
+  HeldEdit reworded = plain;
+  reworded.earlier_wordings = {"Which firm built X?", "X was made by"};
+  std::set<std::string> seen;
+  for (int i = 0; i < 64; ++i) seen.insert(RehearsedWording(reworded, rng));
+  EXPECT_EQ(seen, (std::set<std::string>{"Who made X?", "Which firm built X?", "X was made by"}));
+}
+
 TEST(PlanRehearsal, SkipsSupersededEditsAndTheFactBeingReEdited) {
   auto history = History({{"a", 0}, {"b", 0}, {"c", 0}});
   history[0].superseded = true;

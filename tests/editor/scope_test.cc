@@ -129,8 +129,13 @@ TEST(FactScope, SameFactIsTheSameSubjectAndRelation) {
   EXPECT_TRUE(SameFact(held, spelled, t)) << "the same name normalised, the same template";
   const FactKey reworded = Fact("Who is the mother of Leonardo DiCaprio?", "Leonardo DiCaprio", {kMother});
   EXPECT_TRUE(SameFact(held, reworded, t)) << "shares 'mother' and the relation key is the same";
-  const FactKey reworded_far = Fact("Who is the mother of Leonardo DiCaprio?", "Leonardo DiCaprio", {kNear});
-  EXPECT_FALSE(SameFact(held, reworded_far, t)) << "0.894 < reedit relation_min 0.9";
+  const FactKey reworded_near = Fact("Who is the mother of Leonardo DiCaprio?", "Leonardo DiCaprio", {kNear});
+  EXPECT_TRUE(SameFact(held, reworded_near, t)) << "0.894 >= reedit relation_min 0.5";
+  ReEditThresholds strict = t;
+  strict.relation_min = 0.9;
+  EXPECT_FALSE(SameFact(held, reworded_near, strict)) << "0.894 < 0.9";
+  const FactKey reworded_far = Fact("Who is the mother of Leonardo DiCaprio?", "Leonardo DiCaprio", {kFar});
+  EXPECT_FALSE(SameFact(held, reworded_far, t)) << "a shared relation word, but cosine 0";
   const FactKey father = Fact("The name of the father of Leonardo DiCaprio is", "Leonardo DiCaprio", {kMother});
   EXPECT_FALSE(SameFact(held, father, t));
   const FactKey other = Fact("The name of the mother of Kanye West is", "Kanye West", {kMother});
