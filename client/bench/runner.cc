@@ -8,6 +8,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "absl/status/status.h"
@@ -501,6 +502,9 @@ class BenchRun {
                       {"edits_per_second", edit_wall_s_ > 0 ? json(static_cast<double>(rows_.size()) / edit_wall_s_) : json(nullptr)},
                       {"server_apply_median", as.median}, {"server_apply_p95", as.p95}};
     j["new_concepts"] = new_concepts;
+    if (const RewordedReEdits re = ReEditsWordedOtherwise(); re.edits > 0)
+      j["reedits_worded_otherwise"] = {{"edits", re.edits}, {"superseded", re.superseded}, {"earlier_wordings", re.wordings},
+                                       {"earlier_wordings_accuracy", re.wordings > 0 ? json(re.accuracy) : json(nullptr)}};
     json curve = json::array();
     for (const CurvePoint& c : curve_) {
       json p = SummaryJson(c.summary);
@@ -549,6 +553,39 @@ class BenchRun {
     return absl::OkStatus();
   }
 
+  // Re-edits worded otherwise (issue 14): edits of a fact in other words than its previous edit, how many
+  // of them the server said superseded an edit, and how the fact's earlier wordings (scored among its
+  // `reworded` prompts) are answered after the stream with its final answer.
+  struct RewordedReEdits {
+    int edits = 0, superseded = 0, wordings = 0;
+    double accuracy = 0;  // mean over the earlier wordings
+  };
+  RewordedReEdits ReEditsWordedOtherwise() const {
+    RewordedReEdits r;
+    std::map<std::string, std::set<std::string>> asked;  // qid -> its edits' questions
+    std::map<std::string, const std::string*> previous;
+    for (size_t i = 0; i < rows_.size() && i < stream_.edits.size(); ++i) {
+      const StreamEdit& e = stream_.edits[i];
+      asked[e.qid].insert(e.question);
+      if (auto it = previous.find(e.qid); it != previous.end() && *it->second != e.question) {
+        ++r.edits;
+        r.superseded += rows_[i].superseded_edit_id != 0;
+      }
+      previous[e.qid] = &e.question;
+    }
+    for (size_t i = 0; i < final_evals_.size(); ++i) {
+      const StreamEdit& e = stream_.edits[questions_[i].final_index];
+      const std::set<std::string>& questions = asked[e.qid];
+      for (size_t k = 0; k < e.reworded.size() && k < final_evals_[i].reworded.size(); ++k) {
+        if (e.reworded[k] == e.question || !questions.count(e.reworded[k])) continue;
+        ++r.wordings;
+        r.accuracy += final_evals_[i].reworded[k].accuracy;
+      }
+    }
+    if (r.wordings > 0) r.accuracy /= r.wordings;
+    return r;
+  }
+
   void PrintTable() const {
     const Summary& s = *final_summary_;
     int max_answers = 0;
@@ -570,6 +607,10 @@ class BenchRun {
                                  Fmt(s.aliases.route), Fmt(s.em_free), Fmt(s.stop_eos))
               << absl::StrFormat("(prompts: hard_loc %d, rel_spec %d, reworded %d, aliases %d)\n", s.hard_loc.count,
                                  s.rel_spec.count, s.reworded.count, s.aliases.count);
+    if (const RewordedReEdits re = ReEditsWordedOtherwise(); re.edits > 0)
+      std::cout << absl::StrFormat("re-edits worded otherwise: %d, of which %d superseded an edit; the facts' %d earlier "
+                                   "wordings get the final answer: %s\n",
+                                   re.edits, re.superseded, re.wordings, re.wordings > 0 ? Fmt(re.accuracy) : "n/a");
     double unedited_rel = 0;
     for (const auto& [qid, b] : baseline_) unedited_rel += b.unedited_rel;
     if (!baseline_.empty()) unedited_rel /= static_cast<double>(baseline_.size());

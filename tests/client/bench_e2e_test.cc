@@ -1,9 +1,9 @@
 // End to end: the real moke-server on the embedded model (127.0.0.1, port 0, read back from --port-file),
-// a 10-question x 3-answer ZsRE stream built by moke-bench, `moke-bench run`, then results.json checked
+// a 10-fact x 3-answer ZsRE stream built by moke-bench, `moke-bench run`, then results.json checked
 // against per_edit.csv and the stream, and one hard-locality prompt and one free answer re-measured
 // directly through the RPCs; a 3-question WikiCF stream for Relation_Specificity, aliases and paraphrase
-// hints. Also: an unreachable server and a refused edit stop the run with the RPC status and leave
-// partial results; the load mode runs (bounded) and writes load.json.
+// hints; a fact re-edited worded otherwise. Also: an unreachable server and a refused edit stop the run
+// with the RPC status and leave partial results; the load mode runs (bounded) and writes load.json.
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -90,14 +90,14 @@ std::vector<std::map<std::string, std::string>> ReadCsv(const std::string& path)
   return rows;
 }
 
-// `moke-bench build-stream` of the first t records x p answers of `dataset` (ZsRE by default) into
-// dir/name.jsonl.
+// `moke-bench build-stream --one-per-fact` of the first t facts x p answers of `dataset` (ZsRE by
+// default) into dir/name.jsonl.
 std::string BuildStreamIn(const std::string& dir, const std::string& name, int t, int p,
                           const char* dataset = kZsre) {
   const std::string path = dir + "/" + name + ".jsonl";
   const int rc = RunTool({MOKE_BENCH_BIN, "build-stream", "--dataset", ::moke::testing::SharedDir() + "/" + dataset,
-                          "--questions", std::to_string(t), "--answers", std::to_string(p), "--seed", "0", "--out",
-                          path},
+                          "--questions", std::to_string(t), "--answers", std::to_string(p), "--seed", "0",
+                          "--one-per-fact", "--out", path},
                          dir + "/build.log", 60);
   EXPECT_EQ(rc, 0) << ReadFile(dir + "/build.log");
   return path;
@@ -174,6 +174,7 @@ class BenchE2eTest : public ::testing::Test {
   static void CheckScopeChecks(const std::string& stream_path, const json& results);
   static void CheckWikiCf();
   static void CheckRefusedEdit();
+  static void CheckRewordedReEdit();
   static void CheckLoad();
 
   static std::string* dir_;
@@ -416,6 +417,42 @@ void BenchE2eTest::CheckRefusedEdit() {
   EXPECT_EQ(ReadCsv(out + "/per_edit.csv").size(), 1u);
 }
 
+void BenchE2eTest::CheckRewordedReEdit() {
+  // One fact edited, then re-edited worded otherwise: the server says the second edit superseded the
+  // first, and the bench reports it with the earlier wording's score (one of the `reworded` prompts).
+  const std::string path = Dir() + "/reworded.jsonl";
+  const std::string first = "The name of the mother of Leonardo DiCaprio is";
+  {
+    std::ofstream s(path);
+    s << R"({"step":1,"qid":"m","question":")" << first
+      << R"(","answer":"Irmelin","rephrase":"","loc":"","loc_ans":"","subject":"Leonardo DiCaprio","reworded":[")"
+      << first << R"("],"final":false})" << "\n"
+      << R"({"step":2,"qid":"m","question":"Who is the mother of Leonardo DiCaprio?","answer":"Rosa","rephrase":"",)"
+      << R"("loc":"","loc_ans":"","subject":"Leonardo DiCaprio","reworded":[")" << first << R"("],"final":true})" << "\n";
+  }
+  const std::string out = Dir() + "/reworded";
+  const int rc = RunTool({MOKE_BENCH_BIN, "run", "--server", Server(), "--stream", path, "--out", out, "--no-progress",
+                          "--no-plot", "--no-em"},
+                         Dir() + "/reworded.log", 300);
+  ASSERT_EQ(rc, 0) << ReadFile(Dir() + "/reworded.log") << ReadFile(Dir() + "/server.log");
+  const auto rows = ReadCsv(out + "/per_edit.csv");
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].at("superseded_edit_id"), "0");
+  EXPECT_EQ(rows[1].at("superseded_edit_id"), rows[0].at("edit_id"));
+  const json r = json::parse(ReadFile(out + "/results.json"));
+  const json& re = r["reedits_worded_otherwise"];
+  EXPECT_EQ(re["edits"], 1);
+  EXPECT_EQ(re["superseded"], 1);
+  EXPECT_EQ(re["earlier_wordings"], 1);
+  ASSERT_EQ(r["per_question"].size(), 1u);
+  const json& w = r["per_question"][0]["reworded"];
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_EQ(re["earlier_wordings_accuracy"], w[0]["accuracy"]);
+  EXPECT_NE(ReadFile(Dir() + "/reworded.log").find("re-edits worded otherwise: 1, of which 1 superseded"),
+            std::string::npos)
+      << ReadFile(Dir() + "/reworded.log");
+}
+
 void BenchE2eTest::CheckLoad() {
   const std::string stream = BuildStream("zsre-load-3x1", 3, 1);
   const std::string out = Dir() + "/load";
@@ -448,6 +485,10 @@ TEST_F(BenchE2eTest, RunRefusedEditAndLoadAgainstTheRealServer) {
   {
     SCOPED_TRACE("refused edit");
     ASSERT_NO_FATAL_FAILURE(CheckRefusedEdit());
+  }
+  {
+    SCOPED_TRACE("re-edit worded otherwise");
+    ASSERT_NO_FATAL_FAILURE(CheckRewordedReEdit());
   }
   {
     SCOPED_TRACE("load");
