@@ -98,6 +98,9 @@ int main(int argc, char** argv) {
                   "the first T records that ask distinct facts: a record that restates an earlier one's fact in other "
                   "words (with another new answer) is not edited, its wordings are scored as rewordings of the first");
   build->add_option("-P,--answers", bopt.answers, "P: answers per question (1 = LKE)")->capture_default_str();
+  build->add_flag("--reword-reedits", bopt.reword_reedits,
+                  "odd rounds edit the record's rephrase instead of its question (re-edits worded otherwise; P >= 2): "
+                  "the earlier wording is scored with the final answer");
   build->add_option("--seed", bopt.seed, "seed for the alternative answers")->capture_default_str();
   build->add_option("--offset", bopt.offset, "first record used")->capture_default_str();
   build->add_option("--out", stream_out, "output stream file (.jsonl)")->required();

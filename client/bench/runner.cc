@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -588,9 +589,13 @@ class BenchRun {
 
   void PrintTable() const {
     const Summary& s = *final_summary_;
-    int max_answers = 0;
-    for (const StreamQuestion& q : questions_) max_answers = std::max(max_answers, q.num_answers);
-    std::cout << "\nmoke-bench: " << stream_.name << ": " << questions_.size() << " questions x " << max_answers
+    int min_answers = INT_MAX, max_answers = 0;
+    for (const StreamQuestion& q : questions_) {
+      min_answers = std::min(min_answers, q.num_answers);
+      max_answers = std::max(max_answers, q.num_answers);
+    }
+    std::cout << "\nmoke-bench: " << stream_.name << ": " << questions_.size() << " questions x "
+              << (min_answers == max_answers ? "" : absl::StrCat(min_answers, "-")) << max_answers
               << " answers = " << stream_.edits.size() << " edits";
     if (server_status_)
       std::cout << " (method " << server_status_->method() << ", model " << server_status_->model() << ", device "

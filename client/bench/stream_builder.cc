@@ -346,6 +346,46 @@ FactGroups GroupFacts(const Dataset& dataset, int64_t offset, int limit, bool by
   return g;
 }
 
+// A fact edited in several wordings is evaluated on its last edit's question (Rel.): that one leaves the
+// prompts that must get the final answer (`reworded`, `aliases`, and `rephrase`, which would only repeat
+// Rel.), and its earlier edited wordings that are not among the `reworded` prompts are put first there
+// (they must get the final answer too).
+void ScoreEarlierWordings(EditStream* stream) {
+  std::map<std::string, std::vector<const std::string*>> wordings;  // qid -> its edits' questions, in order
+  std::map<std::string, const StreamEdit*> last;
+  for (const StreamEdit& e : stream->edits) {
+    wordings[e.qid].push_back(&e.question);
+    last[e.qid] = &e;
+  }
+  std::map<std::string, StreamEdit> scored;  // qid -> the fields every edit of it gets
+  for (const auto& [qid, w] : wordings) {
+    const StreamEdit& fin = *last[qid];
+    const std::string final_question = NormalizeAnswer(fin.question);
+    const auto is_final = [&](const std::string& p) { return NormalizeAnswer(p) == final_question; };
+    if (std::all_of(w.begin(), w.end(), [&](const std::string* q) { return is_final(*q); })) continue;
+    StreamEdit s;
+    for (const std::string* q : w) {
+      const auto same = [&](const std::string& p) { return NormalizeAnswer(p) == NormalizeAnswer(*q); };
+      if (!is_final(*q) && std::none_of(s.reworded.begin(), s.reworded.end(), same) &&
+          std::none_of(fin.reworded.begin(), fin.reworded.end(), same))
+        s.reworded.push_back(*q);
+    }
+    for (const std::string& p : fin.reworded)
+      if (!is_final(p)) s.reworded.push_back(p);
+    for (const PromptAnswer& a : fin.aliases)
+      if (!is_final(a.prompt)) s.aliases.push_back(a);
+    s.rephrase = is_final(fin.rephrase) ? "" : fin.rephrase;
+    scored.emplace(qid, std::move(s));
+  }
+  for (StreamEdit& e : stream->edits) {
+    auto it = scored.find(e.qid);
+    if (it == scored.end()) continue;
+    e.reworded = it->second.reworded;
+    e.aliases = it->second.aliases;
+    e.rephrase = it->second.rephrase;
+  }
+}
+
 absl::Status TooFewFacts(size_t found, int64_t offset, int questions) {
   return absl::InvalidArgumentError(absl::StrCat("the dataset has ", found, " distinct facts from record ", offset,
                                                  "; cannot take ", questions,
@@ -456,6 +496,8 @@ absl::StatusOr<EditStream> BuildStream(const Dataset& dataset, const BuildOption
   if (options.questions < 1) return absl::InvalidArgumentError("--questions (T) must be >= 1");
   if (options.answers < 1) return absl::InvalidArgumentError("--answers (P) must be >= 1");
   if (options.offset < 0) return absl::InvalidArgumentError("--offset must be >= 0");
+  if (options.reword_reedits && options.answers < 2)
+    return absl::InvalidArgumentError("--reword-reedits needs --answers (P) >= 2: it rewords the re-edits");
   if (options.offset + static_cast<int64_t>(options.questions) > n)
     return absl::InvalidArgumentError(absl::StrCat("the dataset has ", n, " records; cannot take ", options.questions,
                                                    " questions from record ", options.offset));
@@ -529,18 +571,9 @@ absl::StatusOr<EditStream> BuildStream(const Dataset& dataset, const BuildOption
   }
 
   std::vector<QuestionChecks> checks = ScopeChecks(dataset, facts.firsts, facts.same_fact, options.seed);
-  // A fact's last edit is the last of the last round that asks it; its question is scored as Rel., so it
-  // leaves the rewordings, and the fact's first question, if another, joins them (it must get the last answer).
+  // A fact's last edit is the last of the last round that asks it.
   std::vector<size_t> last_of_fact(facts.firsts.size());
   for (size_t q = 0; q < edited.size(); ++q) last_of_fact[fact_of_edited[q]] = edited[q];
-  for (size_t f = 0; f < facts.firsts.size(); ++f) {
-    const std::string& first = dataset.records[facts.firsts[f]].question;
-    const std::string& last = dataset.records[last_of_fact[f]].question;
-    if (NormalizeAnswer(first) == NormalizeAnswer(last)) continue;
-    std::vector<std::string>& w = checks[f].reworded;
-    std::erase_if(w, [&](const std::string& p) { return NormalizeAnswer(p) == NormalizeAnswer(last); });
-    w.insert(w.begin(), first);
-  }
   EditStream stream;
   stream.name = options.name;
   int64_t step = 0;
@@ -553,12 +586,16 @@ absl::StatusOr<EditStream> BuildStream(const Dataset& dataset, const BuildOption
       e.step = ++step;
       e.qid = std::to_string(first.index);
       e.question = r.question;
+      e.subject = r.subject;
+      if (options.reword_reedits && round % 2 == 1 && !r.rephrase.empty()) {
+        e.question = r.rephrase;
+        if (e.question.find(e.subject) == std::string::npos) e.subject.clear();  // the server finds one
+      }
       e.answer = answers[q][static_cast<size_t>(round)];
       e.rephrase = first.rephrase;
       const QuestionChecks& c = checks[f];
       e.loc = c.loc;
       e.loc_ans = c.loc_ans;
-      e.subject = r.subject;
       e.final = (round == P - 1 && edited[static_cast<size_t>(q)] == last_of_fact[f]);
       e.paraphrases = c.paraphrases;
       e.hint_unrelated = c.hint_unrelated;
@@ -569,6 +606,7 @@ absl::StatusOr<EditStream> BuildStream(const Dataset& dataset, const BuildOption
       stream.edits.push_back(std::move(e));
     }
   }
+  ScoreEarlierWordings(&stream);
   if (auto s = ValidateStream(stream, stream.name.empty() ? "stream" : stream.name); !s.ok()) return s;
   return stream;
 }

@@ -11,6 +11,9 @@
 // of the same answer type (answer_type.h), preferring the same relation (RelationKey), never one of the
 // record's true answers, never a duplicate. Edits are ordered in P rounds over the T questions, so a
 // question's answers are spread through the stream; the last round carries final = true.
+// With reword_reedits, odd rounds edit the record's rephrase instead of its question (the subject sent only
+// when the rephrase contains it): re-edits worded otherwise. A fact edited in several wordings (these, or
+// records restating it) is scored on its last edit's question; its other edited wordings join `reworded`.
 //
 // Each question also gets the scope checks of issue 14 (docs/streams.md, "Scope checks"), all seeded and
 // keyed by record index:
@@ -89,6 +92,7 @@ struct BuildOptions {
   uint64_t seed = 0;
   int offset = 0;        // first record used
   bool one_per_fact = false;  // true: a record that restates an earlier record's fact is not edited (above)
+  bool reword_reedits = false;  // true: odd rounds edit the record's rephrase instead of its question (above)
   std::string name;      // the stream's name
 };
 

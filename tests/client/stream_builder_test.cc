@@ -161,6 +161,29 @@ TEST(StreamBuilderTest, ARestatedFactIsEditedOnceAndItsWordingsAreRewordings) {
   ASSERT_EQ(q.size(), 3u);
   EXPECT_EQ(q[0].num_answers, 2);
   EXPECT_EQ(q[0].final_index, 2u);
+
+  // --reword-reedits: the second round edits each record's rephrase, which is then Rel. (not Gen.), and the
+  // question first edited must get the final answer.
+  opt.one_per_fact = true;
+  opt.questions = 3;
+  opt.answers = 2;
+  opt.reword_reedits = true;
+  auto reword = BuildStream(*ds, opt);
+  ASSERT_TRUE(reword.ok()) << reword.status();
+  ASSERT_EQ(reword->edits.size(), 6u);
+  const StreamEdit& again = reword->edits[3];
+  EXPECT_EQ(again.qid, "0");
+  EXPECT_EQ(again.question, "Which company built Ship One?");
+  EXPECT_EQ(again.subject, "Ship One");
+  EXPECT_TRUE(again.final);
+  EXPECT_FALSE(reword->edits[0].final);
+  EXPECT_EQ(again.rephrase, "");
+  ASSERT_FALSE(again.reworded.empty());
+  EXPECT_EQ(again.reworded[0], "Which corporation created Ship One?");
+  EXPECT_EQ(std::count(again.reworded.begin(), again.reworded.end(), "Which company built Ship One?"), 0);
+  EXPECT_EQ(reword->edits[0].reworded, again.reworded);
+  opt.answers = 1;
+  EXPECT_EQ(BuildStream(*ds, opt).status().code(), absl::StatusCode::kInvalidArgument) << "nothing to reword";
 }
 
 TEST(StreamBuilderTest, SlkeHasPDistinctAnswersNoneTheTrueAnswer) {
