@@ -386,18 +386,15 @@ void ScoreEarlierWordings(EditStream* stream) {
   }
 }
 
-absl::Status TooFewFacts(size_t found, int64_t offset, int questions) {
-  return absl::InvalidArgumentError(absl::StrCat("the dataset has ", found, " distinct facts from record ", offset,
-                                                 "; cannot take ", questions,
-                                                 " questions (without --one-per-fact every record is edited)"));
-}
-
 }  // namespace
 
 absl::StatusOr<std::vector<size_t>> SelectFacts(const Dataset& dataset, int64_t offset, int questions,
                                                 std::vector<std::vector<size_t>>* same_fact) {
   FactGroups g = GroupFacts(dataset, offset, questions, /*by_records=*/false);
-  if (static_cast<int>(g.firsts.size()) < questions) return TooFewFacts(g.firsts.size(), offset, questions);
+  if (static_cast<int>(g.firsts.size()) < questions)
+    return absl::InvalidArgumentError(absl::StrCat("the dataset has ", g.firsts.size(), " distinct facts from record ",
+                                                   offset, "; cannot take ", questions,
+                                                   " questions (without --one-per-fact every record is edited)"));
   *same_fact = std::move(g.same_fact);
   return g.firsts;
 }
@@ -503,14 +500,15 @@ absl::StatusOr<EditStream> BuildStream(const Dataset& dataset, const BuildOption
                                                    " questions from record ", options.offset));
   // The records edited, each with its fact. With one_per_fact, the first T facts, one record each; else every
   // record of the range, a record that restates an earlier one's fact being that fact's edit in its own words.
-  const FactGroups facts = GroupFacts(dataset, options.offset, options.questions, !options.one_per_fact);
+  FactGroups facts;
   std::vector<size_t> edited, fact_of_edited;
   if (options.one_per_fact) {
-    if (static_cast<int>(facts.firsts.size()) < options.questions)
-      return TooFewFacts(facts.firsts.size(), options.offset, options.questions);
-    edited = facts.firsts;
+    absl::StatusOr<std::vector<size_t>> picked = SelectFacts(dataset, options.offset, options.questions, &facts.same_fact);
+    if (!picked.ok()) return picked.status();
+    facts.firsts = edited = *std::move(picked);
     for (size_t f = 0; f < facts.firsts.size(); ++f) fact_of_edited.push_back(f);
   } else {
+    facts = GroupFacts(dataset, options.offset, options.questions, /*by_records=*/true);
     for (int k = 0; k < options.questions; ++k) edited.push_back(static_cast<size_t>(options.offset + k));
     fact_of_edited = facts.fact_of;
   }
